@@ -1,0 +1,48 @@
+import cors from "@fastify/cors";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import { registerBodyParsing } from "./body.js";
+import { errorBody, handleError } from "./errors.js";
+import { registerQueryRoutes } from "./query-routes.js";
+import type { Services } from "./services.js";
+import { registerTrackingRoutes } from "./tracking-routes.js";
+
+/**
+ * Builds the HTTP app: routes, body parsing, CORS, error mapping and access logs. Does not listen;
+ * `start.ts` does, so tests can drive the app with inject() or on a port of their own.
+ */
+export async function buildApp(services: Services): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: services.logger as FastifyBaseLogger,
+    // One access line per request, written by the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestTimeout: 30_000,
+    connectionTimeout: 60_000,
+    keepAliveTimeout: 65_000,
+    bodyLimit: 512_000,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+  });
+
+  await app.register(cors, {
+    origin: "*",
+    methods: ["GET", "POST", "OPTIONS"],
+    allowedHeaders: ["Authorization", "Content-Type", "Content-Encoding"],
+    maxAge: 86_400,
+  });
+  registerBodyParsing(app);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send(errorBody(404, "not_found", `no route for ${request.method} ${request.url.split("?")[0]}`)),
+  );
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.info(
+      { method: request.method, url: request.url.split("?")[0], status: reply.statusCode, ms: reply.elapsedTime },
+      "request",
+    );
+  });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+  registerTrackingRoutes(app, services);
+  registerQueryRoutes(app, services);
+  return app;
+}

@@ -1,0 +1,14 @@
+import type { Logger } from "pino";
+import type { Config } from "../config/index.js";
+import type { StorageEngine } from "../storage/types.js";
+import type { WorkspaceRegistry } from "../workspaces/registry.js";
+
+/** What the HTTP app is built from; start-up assembles it, tests may assemble their own. */
+export interface Services {
+  config: Config;
+  storage: StorageEngine;
+  workspaces: WorkspaceRegistry;
+  logger: Logger;
+  /** Server time in ms; a test may fix it. */
+  now?: () => number;
+}

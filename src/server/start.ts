@@ -1,0 +1,47 @@
+import type { FastifyInstance } from "fastify";
+import pino, { type Logger } from "pino";
+import type { Config } from "../config/index.js";
+import { createStorage } from "../storage/index.js";
+import type { StorageEngine } from "../storage/types.js";
+import { ensureDefaultWorkspace, WorkspaceRegistry } from "../workspaces/registry.js";
+import { buildApp } from "./app.js";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  storage: StorageEngine;
+  url: string;
+  /** Stops accepting, finishes what was accepted, closes the database. */
+  close(): Promise<void>;
+}
+
+/** Opens the database, makes sure the default workspace exists, and listens. */
+export async function startServer(
+  config: Config,
+  logger: Logger = pino({ level: config.logLevel }),
+): Promise<RunningServer> {
+  const storage = createStorage(config, { onProgress: (message) => logger.info(message) });
+  await storage.open();
+  const { workspace, created } = await ensureDefaultWorkspace(storage, {
+    writeKey: config.writeKey,
+    secretKey: config.secretKey,
+  });
+  const workspaces = new WorkspaceRegistry(await storage.listWorkspaces());
+  const app = await buildApp({ config, storage, workspaces, logger });
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const url = `http://${config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host}:${port}`;
+  logger.info(
+    { url, dataDir: config.dataDir, workspace: workspace.name, writeKey: workspace.writeKey, created },
+    "Solstice is ready",
+  );
+  return {
+    app,
+    storage,
+    url,
+    async close() {
+      await app.close();
+      await storage.close();
+    },
+  };
+}

@@ -1,0 +1,196 @@
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { HashSet128 } from "../dedup/hash-set.js";
+import { type MessageHash, messageHash } from "../dedup/message-hash.js";
+import { EngineClosedError, wrap } from "../errors.js";
+import type {
+  EventQuery,
+  EventRecord,
+  StorageEngine,
+  StoredMessage,
+  WorkspaceRecord,
+  WorkspaceStats,
+  WriteOutcome,
+} from "../types.js";
+import { migrate } from "./migrations.js";
+import { eventsQuery, toEventRecord } from "./queries.js";
+import { type CommitListener, GroupCommitWriter, type WriterOptions } from "./writer.js";
+
+export interface DuckDBEngineOptions extends WriterOptions {
+  /** Directory of the database file; created if missing. */
+  dataDir: string;
+  /** Called after each group commit. */
+  onCommit?: CommitListener;
+  /** Progress of start-up work that can take a while (the de-duplication index). */
+  onProgress?: (message: string) => void;
+}
+
+/** The database file inside the data directory. */
+export const DATABASE_FILE = "solstice.duckdb";
+
+/**
+ * The embedded engine: one DuckDB database file, one writer connection (group commit through Appenders)
+ * and one connection for reads.
+ */
+export class DuckDBEngine implements StorageEngine {
+  private instance: DuckDBInstance | null = null;
+  private reader: DuckDBConnection | null = null;
+  private writerConnection: DuckDBConnection | null = null;
+  private writer: GroupCommitWriter | null = null;
+  private hashKey = "";
+
+  constructor(private readonly options: DuckDBEngineOptions) {}
+
+  async open(): Promise<void> {
+    await wrap("open", async () => {
+      fs.mkdirSync(this.options.dataDir, { recursive: true });
+      this.instance = await DuckDBInstance.create(path.join(this.options.dataDir, DATABASE_FILE), {
+        // Larger checkpoints, less often: keeps the appends' p99 near 10 ms instead of 150 ms.
+        checkpoint_threshold: "256MB",
+      });
+      const writerConnection = await this.connect();
+      this.writerConnection = writerConnection;
+      await migrate(writerConnection);
+      this.hashKey = await this.loadHashKey(writerConnection);
+      const seen = await this.loadSeen(writerConnection);
+      this.writer = new GroupCommitWriter(writerConnection, seen, this.options);
+      if (this.options.onCommit) this.writer.onCommit = this.options.onCommit;
+      await this.writer.open();
+      this.reader = await this.connect();
+    });
+  }
+
+  get queueDepth(): number {
+    return this.writer?.depth ?? 0;
+  }
+
+  write(rows: readonly StoredMessage[]): Promise<WriteOutcome[]> {
+    const writer = this.writer;
+    if (!writer) return Promise.reject(new EngineClosedError());
+    const hashes: MessageHash[] = rows.map((row) => messageHash(this.hashKey, row.workspaceId, row.messageId));
+    return wrap("write", () => writer.write(rows, hashes));
+  }
+
+  readEvents(query: EventQuery): Promise<EventRecord[]> {
+    return wrap("read events", async () => {
+      const { sql, params } = eventsQuery(query);
+      const result = await this.connection().runAndReadAll(sql, params);
+      return result.getRowObjects().map(toEventRecord);
+    });
+  }
+
+  stats(workspaceId: string): Promise<WorkspaceStats> {
+    return wrap("read stats", async () => {
+      const result = await this.connection().runAndReadAll(
+        "SELECT messages, events, duplicates FROM workspace_counters WHERE workspace_id = $1",
+        [workspaceId],
+      );
+      const row = result.getRows()[0];
+      return { messages: Number(row?.[0] ?? 0), events: Number(row?.[1] ?? 0), duplicates: Number(row?.[2] ?? 0) };
+    });
+  }
+
+  listWorkspaces(): Promise<WorkspaceRecord[]> {
+    return wrap("list workspaces", async () => {
+      const result = await this.connection().runAndReadAll(
+        `SELECT id, name, write_key, secret_key, strftime(created_at, '%Y-%m-%dT%H:%M:%S.%gZ')
+         FROM workspaces ORDER BY created_at, id`,
+      );
+      return result.getRows().map(([id, name, writeKey, secretKey, createdAt]) => ({
+        id: String(id),
+        name: String(name),
+        writeKey: String(writeKey),
+        secretKey: String(secretKey),
+        createdAt: String(createdAt),
+      }));
+    });
+  }
+
+  createWorkspace(workspace: WorkspaceRecord): Promise<void> {
+    return wrap("create workspace", async () => {
+      await this.connection().run("INSERT INTO workspaces VALUES ($1, $2, $3, $4, $5::TIMESTAMPTZ)", [
+        workspace.id,
+        workspace.name,
+        workspace.writeKey,
+        workspace.secretKey,
+        workspace.createdAt,
+      ]);
+    });
+  }
+
+  setWorkspaceKeys(workspaceId: string, writeKey: string, secretKey: string): Promise<void> {
+    return wrap("set workspace keys", async () => {
+      await this.connection().run("UPDATE workspaces SET write_key = $2, secret_key = $3 WHERE id = $1", [
+        workspaceId,
+        writeKey,
+        secretKey,
+      ]);
+    });
+  }
+
+  async close(): Promise<void> {
+    const writer = this.writer;
+    this.writer = null;
+    await writer?.close();
+    this.reader?.closeSync();
+    this.writerConnection?.closeSync();
+    this.instance?.closeSync();
+    this.reader = null;
+    this.writerConnection = null;
+    this.instance = null;
+  }
+
+  /** A connection whose session works in UTC, whatever the machine's zone. */
+  private async connect(): Promise<DuckDBConnection> {
+    if (!this.instance) throw new EngineClosedError();
+    const connection = await this.instance.connect();
+    await connection.run("SET TimeZone = 'UTC'");
+    return connection;
+  }
+
+  private connection(): DuckDBConnection {
+    if (!this.reader) throw new EngineClosedError();
+    return this.reader;
+  }
+
+  private async loadHashKey(connection: DuckDBConnection): Promise<string> {
+    const found = (await connection.runAndReadAll("SELECT value FROM meta WHERE key = 'message_hash_key'")).getRows();
+    if (found[0]) return String(found[0][0]);
+    const key = randomBytes(32).toString("base64url");
+    await connection.run("INSERT INTO meta VALUES ('message_hash_key', $1)", [key]);
+    return key;
+  }
+
+  /** Rebuilds the in-memory de-duplication set from the stored hashes: about 0.3 s per million. */
+  private async loadSeen(connection: DuckDBConnection): Promise<HashSet128> {
+    const total = Number((await connection.runAndReadAll("SELECT count(*) FROM message_hashes")).getRows()[0]?.[0]);
+    const seen = new HashSet128(Math.ceil(total * 1.5) + 1024);
+    if (total === 0) return seen;
+    const started = Date.now();
+    const result = await connection.stream("SELECT h0, h1, h2, h3 FROM message_hashes");
+    let lastReport = started;
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const [c0, c1, c2, c3] = [0, 1, 2, 3].map((i) => chunk.getColumnVector(i));
+      for (let r = 0; r < chunk.rowCount; r++) {
+        seen.add(
+          c0?.getItem(r) as number,
+          c1?.getItem(r) as number,
+          c2?.getItem(r) as number,
+          c3?.getItem(r) as number,
+        );
+      }
+      if (Date.now() - lastReport > 2000) {
+        lastReport = Date.now();
+        this.options.onProgress?.(
+          `loading message ids: ${seen.size.toLocaleString("en")} of ${total.toLocaleString("en")}`,
+        );
+      }
+    }
+    this.options.onProgress?.(`loaded ${seen.size.toLocaleString("en")} message ids in ${Date.now() - started} ms`);
+    return seen;
+  }
+}

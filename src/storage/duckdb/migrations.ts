@@ -1,0 +1,82 @@
+import type { DuckDBConnection } from "@duckdb/node-api";
+
+/**
+ * Versioned schema migrations, applied in order at start-up, each in its own transaction.
+ * Append new versions; never edit one that has shipped.
+ */
+export const MIGRATIONS: readonly { version: number; description: string; sql: string }[] = [
+  {
+    version: 1,
+    description: "workspaces, messages and de-duplication hashes",
+    sql: `
+      CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+      CREATE TABLE workspaces (
+        id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL UNIQUE,
+        write_key VARCHAR NOT NULL UNIQUE,
+        secret_key VARCHAR NOT NULL UNIQUE,
+        created_at TIMESTAMPTZ NOT NULL
+      );
+      CREATE TABLE workspace_counters (
+        workspace_id VARCHAR PRIMARY KEY,
+        messages BIGINT NOT NULL,
+        events BIGINT NOT NULL,
+        duplicates BIGINT NOT NULL
+      );
+      CREATE TABLE messages (
+        workspace_id VARCHAR NOT NULL,
+        message_id VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        event VARCHAR,
+        name VARCHAR,
+        category VARCHAR,
+        user_id VARCHAR,
+        anonymous_id VARCHAR,
+        group_id VARCHAR,
+        context_group_id VARCHAR,
+        previous_id VARCHAR,
+        email VARCHAR,
+        timestamp TIMESTAMPTZ NOT NULL,
+        original_timestamp TIMESTAMPTZ,
+        sent_at TIMESTAMPTZ,
+        received_at TIMESTAMPTZ NOT NULL,
+        properties JSON,
+        traits JSON,
+        context JSON,
+        integrations JSON,
+        extra JSON
+      );
+      -- One row per stored message: the keyed 128-bit hash of (workspace, messageId). Unindexed on
+      -- purpose; the writer keeps them in memory and reloads them from here at start-up.
+      CREATE TABLE message_hashes (h0 INTEGER NOT NULL, h1 INTEGER NOT NULL, h2 INTEGER NOT NULL, h3 INTEGER NOT NULL);
+    `,
+  },
+];
+
+/** Applies the migrations not yet applied; returns the versions applied now. */
+export async function migrate(connection: DuckDBConnection): Promise<number[]> {
+  await connection.run(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)",
+  );
+  const applied = new Set(
+    (await connection.runAndReadAll("SELECT version FROM schema_migrations")).getRows().map((row) => Number(row[0])),
+  );
+  const done: number[] = [];
+  for (const migration of MIGRATIONS) {
+    if (applied.has(migration.version)) continue;
+    await connection.run("BEGIN TRANSACTION");
+    try {
+      await connection.run(migration.sql);
+      await connection.run("INSERT INTO schema_migrations VALUES ($1, $2, now())", [
+        migration.version,
+        migration.description,
+      ]);
+      await connection.run("COMMIT");
+    } catch (err) {
+      await connection.run("ROLLBACK");
+      throw err;
+    }
+    done.push(migration.version);
+  }
+  return done;
+}

@@ -1,0 +1,225 @@
+import {
+  type DuckDBAppender,
+  type DuckDBConnection,
+  type DuckDBPreparedStatement,
+  DuckDBTimestampTZValue,
+} from "@duckdb/node-api";
+import { HashSet128 } from "../dedup/hash-set.js";
+import type { MessageHash } from "../dedup/message-hash.js";
+import { EngineClosedError, OverloadedError } from "../errors.js";
+import { ACTIVITY_TYPES, type StoredMessage, type WriteOutcome } from "../types.js";
+
+interface Job {
+  rows: readonly StoredMessage[];
+  hashes: readonly MessageHash[];
+  resolve(outcomes: WriteOutcome[]): void;
+  reject(err: unknown): void;
+}
+
+export interface WriterOptions {
+  maxQueuedRows: number;
+  maxCommitRows: number;
+}
+
+/** Observes each commit; used for metrics and logs. */
+export type CommitListener = (info: { rows: number; stored: number; ms: number; error?: unknown }) => void;
+
+const ACTIVITY = new Set<string>(ACTIVITY_TYPES);
+
+function micros(ms: number): DuckDBTimestampTZValue {
+  return new DuckDBTimestampTZValue(BigInt(Math.round(ms * 1000)));
+}
+
+/**
+ * Group commit: every write() queued while a commit is running joins the next one, so concurrent
+ * requests share one append and one fsync. One writer per database; the only code that appends.
+ * A messageId already stored (or earlier in the same commit) is counted as a duplicate, not stored.
+ */
+export class GroupCommitWriter {
+  private queue: Job[] = [];
+  private queued = 0;
+  private draining: Promise<void> | null = null;
+  private closed = false;
+  private messages!: DuckDBAppender;
+  private hashesOut!: DuckDBAppender;
+  private bumpCounters!: DuckDBPreparedStatement;
+  onCommit: CommitListener | null = null;
+
+  constructor(
+    private readonly connection: DuckDBConnection,
+    private readonly seen: HashSet128,
+    private readonly options: WriterOptions,
+  ) {}
+
+  async open(): Promise<void> {
+    this.messages = await this.connection.createAppender("messages");
+    this.hashesOut = await this.connection.createAppender("message_hashes");
+    this.bumpCounters = await this.connection.prepare(
+      `INSERT INTO workspace_counters VALUES ($1, $2, $3, $4)
+       ON CONFLICT (workspace_id) DO UPDATE SET messages = messages + excluded.messages,
+         events = events + excluded.events, duplicates = duplicates + excluded.duplicates`,
+    );
+  }
+
+  get depth(): number {
+    return this.queued;
+  }
+
+  write(rows: readonly StoredMessage[], hashes: readonly MessageHash[]): Promise<WriteOutcome[]> {
+    if (this.closed) return Promise.reject(new EngineClosedError());
+    if (rows.length === 0) return Promise.resolve([]);
+    if (this.queued > 0 && this.queued + rows.length > this.options.maxQueuedRows) {
+      return Promise.reject(new OverloadedError(1));
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ rows, hashes, resolve, reject });
+      this.queued += rows.length;
+      if (!this.draining) this.draining = this.drain();
+    });
+  }
+
+  /** Stops taking writes, commits what is queued, closes the appenders. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.draining;
+    this.messages?.closeSync();
+    this.hashesOut?.closeSync();
+    this.bumpCounters?.destroySync();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      let rows = 0;
+      let take = 0;
+      while (
+        take < this.queue.length &&
+        (take === 0 || rows + (this.queue[take]?.rows.length ?? 0) <= this.options.maxCommitRows)
+      ) {
+        rows += this.queue[take]?.rows.length ?? 0;
+        take++;
+      }
+      const jobs = this.queue.splice(0, take);
+      await this.commit(jobs, rows);
+      this.queued -= rows;
+    }
+    this.draining = null;
+  }
+
+  private async commit(jobs: Job[], rows: number): Promise<void> {
+    const started = performance.now();
+    const inGroup = new HashSet128(rows * 2);
+    const outcomes: WriteOutcome[][] = [];
+    const counters = new Map<string, [number, number, number]>();
+    let stored = 0;
+    try {
+      await this.connection.run("BEGIN TRANSACTION");
+      for (const job of jobs) {
+        const out: WriteOutcome[] = [];
+        for (let i = 0; i < job.rows.length; i++) {
+          const row = job.rows[i] as StoredMessage;
+          const [h0, h1, h2, h3] = job.hashes[i] as MessageHash;
+          let c = counters.get(row.workspaceId);
+          if (!c) {
+            c = [0, 0, 0];
+            counters.set(row.workspaceId, c);
+          }
+          if (this.seen.has(h0, h1, h2, h3) || !inGroup.add(h0, h1, h2, h3)) {
+            out.push("duplicate");
+            c[2]++;
+            continue;
+          }
+          this.appendRow(row);
+          this.hashesOut.appendInteger(h0);
+          this.hashesOut.appendInteger(h1);
+          this.hashesOut.appendInteger(h2);
+          this.hashesOut.appendInteger(h3);
+          this.hashesOut.endRow();
+          out.push("stored");
+          stored++;
+          c[0]++;
+          if (ACTIVITY.has(row.type)) c[1]++;
+        }
+        outcomes.push(out);
+      }
+      this.messages.flushSync();
+      this.hashesOut.flushSync();
+      for (const [workspaceId, [messages, events, duplicates]] of counters) {
+        this.bumpCounters.bindVarchar(1, workspaceId);
+        this.bumpCounters.bindBigInt(2, BigInt(messages));
+        this.bumpCounters.bindBigInt(3, BigInt(events));
+        this.bumpCounters.bindBigInt(4, BigInt(duplicates));
+        await this.bumpCounters.run();
+      }
+      await this.connection.run("COMMIT");
+    } catch (err) {
+      for (const job of jobs) job.reject(err);
+      this.onCommit?.({ rows, stored: 0, ms: performance.now() - started, error: err });
+      await this.recover();
+      return;
+    }
+    inGroup.forEach((h0, h1, h2, h3) => {
+      this.seen.add(h0, h1, h2, h3);
+    });
+    this.onCommit?.({ rows, stored, ms: performance.now() - started });
+    for (const [i, job] of jobs.entries()) job.resolve(outcomes[i] as WriteOutcome[]);
+  }
+
+  /**
+   * After a failed commit: roll back and start again from fresh appenders, whatever state the old ones
+   * were left in. If even that fails, the writer keeps trying at the next commit.
+   */
+  private async recover(): Promise<void> {
+    for (const step of [
+      () => this.messages.clear(),
+      () => this.hashesOut.clear(),
+      () => this.connection.run("ROLLBACK"),
+      () => this.messages.closeSync(),
+      () => this.hashesOut.closeSync(),
+    ]) {
+      try {
+        await step();
+      } catch {
+        // Each step may fail when the failure left nothing to undo.
+      }
+    }
+    try {
+      this.messages = await this.connection.createAppender("messages");
+      this.hashesOut = await this.connection.createAppender("message_hashes");
+    } catch {
+      // The next commit fails too, rejecting its writes, and calls recover() again.
+    }
+  }
+
+  private appendRow(row: StoredMessage): void {
+    const a = this.messages;
+    a.appendVarchar(row.workspaceId);
+    a.appendVarchar(row.messageId);
+    a.appendVarchar(row.type);
+    appendText(a, row.event);
+    appendText(a, row.name);
+    appendText(a, row.category);
+    appendText(a, row.userId);
+    appendText(a, row.anonymousId);
+    appendText(a, row.groupId);
+    appendText(a, row.contextGroupId);
+    appendText(a, row.previousId);
+    appendText(a, row.email);
+    a.appendTimestampTZ(micros(row.timestamp));
+    if (row.originalTimestamp === null) a.appendNull();
+    else a.appendTimestampTZ(micros(row.originalTimestamp));
+    if (row.sentAt === null) a.appendNull();
+    else a.appendTimestampTZ(micros(row.sentAt));
+    a.appendTimestampTZ(micros(row.receivedAt));
+    appendText(a, row.properties);
+    appendText(a, row.traits);
+    appendText(a, row.context);
+    appendText(a, row.integrations);
+    appendText(a, row.extra);
+    a.endRow();
+  }
+}
+
+function appendText(a: DuckDBAppender, value: string | null): void {
+  if (value === null) a.appendNull();
+  else a.appendVarchar(value);
+}

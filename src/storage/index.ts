@@ -1,0 +1,16 @@
+import type { Config } from "../config/index.js";
+import { DuckDBEngine, type DuckDBEngineOptions } from "./duckdb/engine.js";
+import type { StorageEngine } from "./types.js";
+
+/** The storage engine for a configuration: DuckDB embedded in this process. */
+export function createStorage(
+  config: Config,
+  hooks: Pick<DuckDBEngineOptions, "onCommit" | "onProgress"> = {},
+): StorageEngine {
+  return new DuckDBEngine({
+    dataDir: config.dataDir,
+    maxQueuedRows: config.maxQueuedRows,
+    maxCommitRows: config.maxCommitRows,
+    ...hooks,
+  });
+}

@@ -1,0 +1,119 @@
+/** The message types of the Tracking API. */
+export const MESSAGE_TYPES = ["track", "identify", "group", "page", "screen", "alias"] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+/** The types that count as activity. */
+export const ACTIVITY_TYPES: readonly MessageType[] = ["track", "page", "screen"];
+
+/**
+ * A message as it is stored: normalised, with typed columns for what queries filter on and JSON text for
+ * the rest. Times are milliseconds since the epoch.
+ */
+export interface StoredMessage {
+  workspaceId: string;
+  messageId: string;
+  type: MessageType;
+  event: string | null;
+  name: string | null;
+  category: string | null;
+  userId: string | null;
+  anonymousId: string | null;
+  /** The group call's groupId. */
+  groupId: string | null;
+  /** `context.groupId` of any call: the company an activity event is attributed to. */
+  contextGroupId: string | null;
+  previousId: string | null;
+  /** An identify call's top-level email, else its traits.email. */
+  email: string | null;
+  /** Corrected for client clock skew. */
+  timestamp: number;
+  /** The timestamp the client sent, uncorrected. */
+  originalTimestamp: number | null;
+  sentAt: number | null;
+  receivedAt: number;
+  properties: string | null;
+  traits: string | null;
+  context: string | null;
+  integrations: string | null;
+  /** Any other top-level fields the client sent, so that nothing is lost. */
+  extra: string | null;
+}
+
+/** A stored message as the read API returns it: flat camelCase fields, ISO 8601 times. */
+export interface EventRecord {
+  messageId: string;
+  type: MessageType;
+  event: string | null;
+  name: string | null;
+  category: string | null;
+  userId: string | null;
+  anonymousId: string | null;
+  groupId: string | null;
+  previousId: string | null;
+  email: string | null;
+  properties: unknown;
+  traits: unknown;
+  context: unknown;
+  integrations: unknown;
+  timestamp: string;
+  originalTimestamp: string | null;
+  sentAt: string | null;
+  receivedAt: string;
+}
+
+/** Filters of `GET /api/v1/events`; all optional but the workspace. */
+export interface EventQuery {
+  workspaceId: string;
+  type?: MessageType | undefined;
+  /** A userId: its messages and those sent under the anonymousIds linked to it. */
+  userId?: string | undefined;
+  anonymousId?: string | undefined;
+  /** A group call's groupId or an event's context.groupId. */
+  groupId?: string | undefined;
+  event?: string | undefined;
+  messageId?: string | undefined;
+  limit: number;
+  /** Continue after this (timestamp, messageId), newest first. */
+  after?: { timestamp: number; messageId: string } | undefined;
+}
+
+/** Counts for one workspace, kept across restarts. */
+export interface WorkspaceStats {
+  messages: number;
+  events: number;
+  duplicates: number;
+}
+
+export interface WorkspaceRecord {
+  id: string;
+  name: string;
+  writeKey: string;
+  secretKey: string;
+  createdAt: string;
+}
+
+/** What a write did with each row, in order: stored, or a duplicate of a stored message. */
+export type WriteOutcome = "stored" | "duplicate";
+
+/**
+ * The storage engine boundary. DuckDB embedded is the default engine; every engine implements this
+ * same interface, and nothing above it knows which one runs.
+ */
+export interface StorageEngine {
+  /** Opens the database and runs pending migrations. Called once. */
+  open(): Promise<void>;
+  /**
+   * Stores the rows durably, each messageId once per workspace. Resolves when the rows are committed
+   * and visible to reads. Rejects with OverloadedError when the writer is too far behind.
+   */
+  write(rows: readonly StoredMessage[]): Promise<WriteOutcome[]>;
+  readEvents(query: EventQuery): Promise<EventRecord[]>;
+  stats(workspaceId: string): Promise<WorkspaceStats>;
+  listWorkspaces(): Promise<WorkspaceRecord[]>;
+  createWorkspace(workspace: WorkspaceRecord): Promise<void>;
+  setWorkspaceKeys(workspaceId: string, writeKey: string, secretKey: string): Promise<void>;
+  /** Rows accepted by write() and not yet committed. */
+  readonly queueDepth: number;
+  /** Flushes what is queued, then closes. No call is accepted afterwards. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,167 @@
+import { randomUUID } from "node:crypto";
+import type { MessageType, StoredMessage } from "../storage/types.js";
+import { exceedsBytes, LIMITS } from "./limits.js";
+import { type ValidationIssue, validateMessage } from "./validate.js";
+
+/** What one request contributes to each of its messages. */
+export interface RequestContext {
+  workspaceId: string;
+  /** Server time at which the request arrived, in ms; the same for every message of a batch. */
+  receivedAt: number;
+  /** A batch's top-level sentAt, context and integrations. */
+  sentAt?: unknown;
+  context?: Record<string, unknown> | undefined;
+  integrations?: Record<string, unknown> | undefined;
+  /** Skip the per-message size check: the whole body is already within the message limit. */
+  small: boolean;
+}
+
+/** A step's result: the value, or why the message was refused (a step never throws for bad input). */
+export type Result<T> = { ok: true; value: T } | { ok: false; issue: ValidationIssue };
+
+/** Top-level fields that clients send as `null` to mean "absent". */
+const NULLABLE = [
+  "userId",
+  "anonymousId",
+  "timestamp",
+  "originalTimestamp",
+  "sentAt",
+  "messageId",
+  "properties",
+  "traits",
+  "context",
+  "integrations",
+  "name",
+  "category",
+  "email",
+] as const;
+
+/** Fields with a column of their own, or deliberately dropped; everything else is kept in `extra`. */
+const KNOWN: Readonly<Record<MessageType, ReadonlySet<string>>> = (() => {
+  const base = [
+    "userId",
+    "anonymousId",
+    "timestamp",
+    "sentAt",
+    "messageId",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+    "name",
+    "category",
+    "type",
+    "writeKey",
+    "receivedAt",
+    "_metadata",
+  ];
+  return {
+    track: new Set([...base, "event"]),
+    identify: new Set([...base, "email"]),
+    group: new Set([...base, "groupId"]),
+    page: new Set(base),
+    screen: new Set(base),
+    alias: new Set([...base, "previousId"]),
+  };
+})();
+
+type Message = Record<string, unknown>;
+
+function parseTime(value: unknown): number | null {
+  if (typeof value !== "string") return null;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+function json(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function asId(value: unknown): string | null {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  return null;
+}
+
+function merged(under: Record<string, unknown> | undefined, over: unknown): Record<string, unknown> | undefined {
+  if (under === undefined) return over as Record<string, unknown> | undefined;
+  return over === undefined ? under : { ...under, ...(over as Record<string, unknown>) };
+}
+
+/**
+ * Turns one received message into the row to store: checks its size and schema, then applies the
+ * batch's shared fields, corrects the client's clock skew, and assigns a messageId when it has none.
+ * `prefix` locates the message in the request for error messages (`/batch/3`, or empty).
+ */
+export function normalizeMessage(
+  raw: unknown,
+  type: MessageType,
+  prefix: string,
+  req: RequestContext,
+): Result<StoredMessage> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return { ok: false, issue: { code: "invalid_message", message: `${prefix || "/"}: must be object` } };
+  }
+  const message: Message = { ...(raw as Message) };
+  for (const field of NULLABLE) if (message[field] === null) delete message[field];
+
+  if (!req.small && exceedsBytes(JSON.stringify(raw), LIMITS.messageBytes)) {
+    const bytes = Buffer.byteLength(JSON.stringify(raw), "utf8");
+    return {
+      ok: false,
+      issue: {
+        code: "message_too_large",
+        message: `${prefix || "/"}: message is ${bytes} bytes of JSON; the limit is ${LIMITS.messageBytes} bytes per message`,
+      },
+    };
+  }
+  const issue = validateMessage(type, message, prefix);
+  if (issue) return { ok: false, issue };
+
+  const original = parseTime(message.timestamp ?? message.originalTimestamp);
+  if ((message.timestamp ?? message.originalTimestamp) !== undefined && original === null) {
+    const field = message.timestamp !== undefined ? "timestamp" : "originalTimestamp";
+    return { ok: false, issue: { code: "invalid_message", message: `${prefix}/${field}: not a valid date-time` } };
+  }
+  const sentAt = parseTime(message.sentAt ?? req.sentAt);
+  const timestamp =
+    original === null ? req.receivedAt : sentAt === null ? original : req.receivedAt - (sentAt - original);
+
+  const context = merged(req.context, message.context);
+  const integrations = merged(req.integrations, message.integrations);
+  const traits = message.traits as Record<string, unknown> | undefined;
+  let extra: Message | null = null;
+  const known = KNOWN[type];
+  for (const key of Object.keys(message)) {
+    if (known.has(key) || (key === "originalTimestamp" && message.timestamp === undefined)) continue;
+    extra ??= {};
+    extra[key] = message[key];
+  }
+
+  return {
+    ok: true,
+    value: {
+      workspaceId: req.workspaceId,
+      messageId: (message.messageId as string | undefined) ?? `solstice-${randomUUID()}`,
+      type,
+      event: type === "track" ? (message.event as string) : null,
+      name: asId(message.name),
+      category: asId(message.category),
+      userId: (message.userId as string | undefined) ?? null,
+      anonymousId: (message.anonymousId as string | undefined) ?? null,
+      groupId: type === "group" ? (message.groupId as string) : null,
+      contextGroupId: asId(context?.groupId),
+      previousId: type === "alias" ? (message.previousId as string) : null,
+      email: type === "identify" ? (asId(message.email) ?? asId(traits?.email)) : null,
+      timestamp,
+      originalTimestamp: original,
+      sentAt,
+      receivedAt: req.receivedAt,
+      properties: json(message.properties),
+      traits: json(traits),
+      context: json(context),
+      integrations: json(integrations),
+      extra: extra && JSON.stringify(extra),
+    },
+  };
+}
