@@ -1,6 +1,7 @@
 import cors from "@fastify/cors";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import { registerBodyParsing } from "./body.js";
+import { registerEntityRoutes } from "./entity-routes.js";
 import { errorBody, handleError } from "./errors.js";
 import { registerQueryRoutes } from "./query-routes.js";
 import type { Services } from "./services.js";
@@ -44,5 +45,6 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   app.get("/healthz", async () => ({ status: "ok" }));
   registerTrackingRoutes(app, services);
   registerQueryRoutes(app, services);
+  registerEntityRoutes(app, services);
   return app;
 }

@@ -1,8 +1,30 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { MESSAGE_TYPES, type MessageType, type WorkspaceRecord } from "../storage/types.js";
 import { bearerToken } from "../tracking/auth.js";
+import { sendTable } from "./csv.js";
 import { HttpError } from "./errors.js";
 import type { Services } from "./services.js";
+
+const EVENT_COLUMNS = [
+  "timestamp",
+  "type",
+  "event",
+  "name",
+  "category",
+  "userId",
+  "anonymousId",
+  "groupId",
+  "previousId",
+  "email",
+  "messageId",
+  "properties",
+  "traits",
+  "context",
+  "integrations",
+  "originalTimestamp",
+  "sentAt",
+  "receivedAt",
+] as const;
 
 const MAX_LIMIT = 1000;
 const DEFAULT_LIMIT = 100;
@@ -26,9 +48,10 @@ export function stringParam(query: Record<string, unknown>, name: string): strin
   return value;
 }
 
-function limitParam(query: Record<string, unknown>): number {
+/** `limit`: an integer from 1 to 1,000. */
+export function limitParam(query: Record<string, unknown>, fallback = DEFAULT_LIMIT): number {
   const raw = stringParam(query, "limit");
-  if (raw === undefined) return DEFAULT_LIMIT;
+  if (raw === undefined) return fallback;
   const limit = Number(raw);
   if (!/^\d+$/.test(raw) || limit < 1 || limit > MAX_LIMIT) {
     throw new HttpError(400, "invalid_parameter", `limit: must be an integer from 1 to ${MAX_LIMIT}`);
@@ -55,7 +78,7 @@ function decodeCursor(cursor: string): { timestamp: number; messageId: string } 
 
 /** The read API used to check what was stored: events newest first, and the workspace's counts. */
 export function registerQueryRoutes(app: FastifyInstance, services: Services): void {
-  app.get("/api/v1/events", async (request) => {
+  app.get("/api/v1/events", async (request, reply) => {
     const workspace = authenticateSecret(services, request);
     const query = request.query as Record<string, unknown>;
     const type = stringParam(query, "type");
@@ -78,7 +101,7 @@ export function registerQueryRoutes(app: FastifyInstance, services: Services): v
     const events = rows.slice(0, limit);
     const last = events[events.length - 1];
     const nextCursor = rows.length > limit && last ? encodeCursor(Date.parse(last.timestamp), last.messageId) : null;
-    return { events, nextCursor };
+    return sendTable(request, reply, events, { events, nextCursor }, EVENT_COLUMNS);
   });
 
   app.get("/api/v1/stats", async (request) => {

@@ -1,3 +1,5 @@
+import type { CompanyListQuery, CompanyProfile, CompanySummary, UserProfile } from "../identity/types.js";
+
 /** The message types of the Tracking API. */
 export const MESSAGE_TYPES = ["track", "identify", "group", "page", "screen", "alias"] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
@@ -108,6 +110,12 @@ export interface StorageEngine {
    */
   write(rows: readonly StoredMessage[]): Promise<WriteOutcome[]>;
   readEvents(query: EventQuery): Promise<EventRecord[]>;
+  /** A user by userId, or by an anonymousId linked to one. */
+  user(workspaceId: string, id: string): Promise<UserProfile | null>;
+  /** A company; `now` (ms) dates its recent figures, in the workspace's time zone. */
+  company(workspaceId: string, id: string, now: number): Promise<CompanyProfile | null>;
+  /** Every company matching the query, in its order. */
+  companies(query: CompanyListQuery): Promise<CompanySummary[]>;
   stats(workspaceId: string): Promise<WorkspaceStats>;
   listWorkspaces(): Promise<WorkspaceRecord[]>;
   createWorkspace(workspace: WorkspaceRecord): Promise<void>;

@@ -2,6 +2,9 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { dayIn } from "../../identity/days.js";
+import type { ActivitySettings } from "../../identity/deltas.js";
+import type { CompanyListQuery, CompanyProfile, CompanySummary, UserProfile } from "../../identity/types.js";
 import { HashSet128 } from "../dedup/hash-set.js";
 import { type MessageHash, messageHash } from "../dedup/message-hash.js";
 import { EngineClosedError, wrap } from "../errors.js";
@@ -14,6 +17,7 @@ import type {
   WorkspaceStats,
   WriteOutcome,
 } from "../types.js";
+import { companyProfile, listCompanies, userProfile } from "./entities.js";
 import { migrate } from "./migrations.js";
 import { eventsQuery, toEventRecord } from "./queries.js";
 import { type CommitListener, GroupCommitWriter, type WriterOptions } from "./writer.js";
@@ -40,6 +44,7 @@ export class DuckDBEngine implements StorageEngine {
   private writerConnection: DuckDBConnection | null = null;
   private writer: GroupCommitWriter | null = null;
   private hashKey = "";
+  private settings = new Map<string, ActivitySettings>();
 
   constructor(private readonly options: DuckDBEngineOptions) {}
 
@@ -55,7 +60,8 @@ export class DuckDBEngine implements StorageEngine {
       await migrate(writerConnection);
       this.hashKey = await this.loadHashKey(writerConnection);
       const seen = await this.loadSeen(writerConnection);
-      this.writer = new GroupCommitWriter(writerConnection, seen, this.options);
+      await this.loadSettings(writerConnection);
+      this.writer = new GroupCommitWriter(writerConnection, seen, this.options, (ws) => this.settingsOf(ws));
       if (this.options.onCommit) this.writer.onCommit = this.options.onCommit;
       await this.writer.open();
       this.reader = await this.connect();
@@ -79,6 +85,20 @@ export class DuckDBEngine implements StorageEngine {
       const result = await this.connection().runAndReadAll(sql, params);
       return result.getRowObjects().map(toEventRecord);
     });
+  }
+
+  user(workspaceId: string, id: string): Promise<UserProfile | null> {
+    return wrap("read user", () => userProfile(this.connection(), workspaceId, id));
+  }
+
+  company(workspaceId: string, id: string, now: number): Promise<CompanyProfile | null> {
+    const today = this.settingsOf(workspaceId).day(now);
+    return wrap("read company", () => companyProfile(this.connection(), workspaceId, id, today));
+  }
+
+  companies(query: CompanyListQuery): Promise<CompanySummary[]> {
+    const today = this.settingsOf(query.workspaceId).day(query.now);
+    return wrap("list companies", () => listCompanies(this.connection(), query, today));
   }
 
   stats(workspaceId: string): Promise<WorkspaceStats> {
@@ -153,6 +173,27 @@ export class DuckDBEngine implements StorageEngine {
   private connection(): DuckDBConnection {
     if (!this.reader) throw new EngineClosedError();
     return this.reader;
+  }
+
+  private settingsOf(workspaceId: string): ActivitySettings {
+    let settings = this.settings.get(workspaceId);
+    if (!settings) {
+      settings = { day: dayIn("UTC"), systemEvents: new Set() };
+      this.settings.set(workspaceId, settings);
+    }
+    return settings;
+  }
+
+  private async loadSettings(connection: DuckDBConnection): Promise<void> {
+    const rows = (
+      await connection.runAndReadAll("SELECT workspace_id, time_zone, system_events FROM workspace_settings")
+    ).getRows();
+    for (const [workspaceId, timeZone, systemEvents] of rows) {
+      this.settings.set(String(workspaceId), {
+        day: dayIn(String(timeZone)),
+        systemEvents: new Set(JSON.parse(String(systemEvents)) as string[]),
+      });
+    }
   }
 
   private async loadHashKey(connection: DuckDBConnection): Promise<string> {

@@ -51,6 +51,78 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       CREATE TABLE message_hashes (h0 INTEGER NOT NULL, h1 INTEGER NOT NULL, h2 INTEGER NOT NULL, h3 INTEGER NOT NULL);
     `,
   },
+  {
+    version: 2,
+    description: "workspace settings, identity links, memberships, traits and activity rollups",
+    sql: `
+      CREATE TABLE workspace_settings (
+        workspace_id VARCHAR PRIMARY KEY,
+        time_zone VARCHAR NOT NULL,
+        system_events JSON NOT NULL
+      );
+      -- The tables below are append-only: each commit adds rows already reduced per key within the
+      -- commit, readers combine rows per key (earliest link or membership, latest trait, summed
+      -- activity), and compaction rewrites them to one row per key now and then.
+      CREATE TABLE identity_links (
+        workspace_id VARCHAR NOT NULL,
+        anonymous_id VARCHAR NOT NULL,
+        user_id VARCHAR NOT NULL,
+        timestamp TIMESTAMPTZ NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        message_id VARCHAR NOT NULL
+      );
+      CREATE TABLE memberships (
+        workspace_id VARCHAR NOT NULL,
+        group_id VARCHAR NOT NULL,
+        actor_kind VARCHAR NOT NULL,
+        actor_id VARCHAR NOT NULL,
+        timestamp TIMESTAMPTZ NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        message_id VARCHAR NOT NULL
+      );
+      CREATE TABLE traits (
+        workspace_id VARCHAR NOT NULL,
+        entity_kind VARCHAR NOT NULL,
+        entity_id VARCHAR NOT NULL,
+        key VARCHAR NOT NULL,
+        value JSON,
+        timestamp TIMESTAMPTZ NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        message_id VARCHAR NOT NULL
+      );
+      CREATE TABLE activity_days (
+        workspace_id VARCHAR NOT NULL,
+        actor_kind VARCHAR NOT NULL,
+        actor_id VARCHAR NOT NULL,
+        context_group_id VARCHAR,
+        day DATE NOT NULL,
+        events BIGINT NOT NULL,
+        first_ts TIMESTAMPTZ NOT NULL,
+        last_ts TIMESTAMPTZ NOT NULL
+      );
+      CREATE TABLE actor_summary (
+        workspace_id VARCHAR NOT NULL,
+        actor_kind VARCHAR NOT NULL,
+        actor_id VARCHAR NOT NULL,
+        context_group_id VARCHAR,
+        events BIGINT NOT NULL,
+        first_ts TIMESTAMPTZ NOT NULL,
+        last_ts TIMESTAMPTZ NOT NULL
+      );
+      CREATE TABLE event_days (
+        workspace_id VARCHAR NOT NULL,
+        actor_kind VARCHAR NOT NULL,
+        actor_id VARCHAR NOT NULL,
+        context_group_id VARCHAR,
+        day DATE NOT NULL,
+        type VARCHAR NOT NULL,
+        event VARCHAR NOT NULL,
+        events BIGINT NOT NULL,
+        first_ts TIMESTAMPTZ NOT NULL,
+        last_ts TIMESTAMPTZ NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions applied now. */

@@ -1,37 +1,21 @@
 import type { DuckDBValue } from "@duckdb/node-api";
 import type { EventQuery, EventRecord, MessageType } from "../types.js";
-
-/**
- * The anonymousIds owned by a user: every (anonymousId, userId) pair that a message carried, or that
- * an alias made (previousId → userId); an anonymousId claimed by several users belongs to the first,
- * by corrected timestamp, then receivedAt, then messageId.
- */
-const LINKS = `
-  links AS (
-    SELECT anon, arg_min(user_id, (timestamp, received_at, message_id)) AS owner
-    FROM (
-      SELECT anonymous_id AS anon, user_id, timestamp, received_at, message_id FROM messages
-      WHERE workspace_id = $workspace AND anonymous_id IS NOT NULL AND user_id IS NOT NULL
-      UNION ALL
-      SELECT previous_id AS anon, user_id, timestamp, received_at, message_id FROM messages
-      WHERE workspace_id = $workspace AND type = 'alias' AND previous_id IS NOT NULL AND user_id IS NOT NULL
-    )
-    GROUP BY anon
-  )`;
+import { IDENTITY_CTES } from "./entities.js";
 
 /** SQL and named parameters for `GET /api/v1/events`, newest first. */
 export function eventsQuery(query: EventQuery): { sql: string; params: Record<string, DuckDBValue> } {
-  const params: Record<string, DuckDBValue> = { workspace: query.workspaceId, limit: query.limit };
-  const where = ["workspace_id = $workspace"];
+  const params: Record<string, DuckDBValue> = { ws: query.workspaceId, limit: query.limit };
+  const where = ["workspace_id = $ws"];
   let with_ = "";
   if (query.type) {
     where.push("type = $type");
     params.type = query.type;
   }
+  if (query.userId !== undefined || query.groupId !== undefined) with_ = `WITH ${IDENTITY_CTES}`;
   if (query.userId !== undefined) {
-    with_ = `WITH ${LINKS}`;
+    // A message with a userId is that user's; one with only an anonymousId is the linked user's.
     where.push(
-      "(user_id = $userId OR (user_id IS NULL AND anonymous_id IN (SELECT anon FROM links WHERE owner = $userId)))",
+      "(user_id = $userId OR (user_id IS NULL AND anonymous_id IN (SELECT anonymous_id FROM links WHERE user_id = $userId)))",
     );
     params.userId = query.userId;
   }
@@ -40,7 +24,13 @@ export function eventsQuery(query: EventQuery): { sql: string; params: Record<st
     params.anonymousId = query.anonymousId;
   }
   if (query.groupId !== undefined) {
-    where.push("(group_id = $groupId OR context_group_id = $groupId)");
+    // The company's timeline: its group calls, and the activity attributed to it (its context.groupId,
+    // or, without one, any member's).
+    where.push(`(group_id = $groupId OR context_group_id = $groupId OR (
+      context_group_id IS NULL AND type IN ('track', 'page', 'screen') AND (
+        user_id IN (SELECT user_id FROM members WHERE group_id = $groupId)
+        OR (user_id IS NULL AND anonymous_id IN (
+          SELECT anonymous_id FROM links WHERE user_id IN (SELECT user_id FROM members WHERE group_id = $groupId))))))`);
     params.groupId = query.groupId;
   }
   if (query.event !== undefined) {
@@ -52,8 +42,9 @@ export function eventsQuery(query: EventQuery): { sql: string; params: Record<st
     params.messageId = query.messageId;
   }
   if (query.after) {
+    // A JavaScript bigint parameter binds as HUGEINT, which make_timestamp does not take.
     where.push(
-      "(timestamp < make_timestamp($afterTs)::TIMESTAMPTZ OR (timestamp = make_timestamp($afterTs)::TIMESTAMPTZ AND message_id < $afterId))",
+      "(timestamp < make_timestamp($afterTs::BIGINT)::TIMESTAMPTZ OR (timestamp = make_timestamp($afterTs::BIGINT)::TIMESTAMPTZ AND message_id < $afterId))",
     );
     params.afterTs = BigInt(Math.round(query.after.timestamp * 1000));
     params.afterId = query.after.messageId;

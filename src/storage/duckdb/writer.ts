@@ -4,10 +4,12 @@ import {
   type DuckDBPreparedStatement,
   DuckDBTimestampTZValue,
 } from "@duckdb/node-api";
+import { type ActivitySettings, deriveDeltas } from "../../identity/deltas.js";
 import { HashSet128 } from "../dedup/hash-set.js";
 import type { MessageHash } from "../dedup/message-hash.js";
 import { EngineClosedError, OverloadedError } from "../errors.js";
 import { ACTIVITY_TYPES, type StoredMessage, type WriteOutcome } from "../types.js";
+import { DerivedTables } from "./derived.js";
 
 interface Job {
   rows: readonly StoredMessage[];
@@ -45,13 +47,19 @@ export class GroupCommitWriter {
   private bumpCounters!: DuckDBPreparedStatement;
   onCommit: CommitListener | null = null;
 
+  private readonly derived: DerivedTables;
+
   constructor(
     private readonly connection: DuckDBConnection,
     private readonly seen: HashSet128,
     private readonly options: WriterOptions,
-  ) {}
+    private readonly settingsOf: (workspaceId: string) => ActivitySettings,
+  ) {
+    this.derived = new DerivedTables(connection);
+  }
 
   async open(): Promise<void> {
+    await this.derived.open();
     this.messages = await this.connection.createAppender("messages");
     this.hashesOut = await this.connection.createAppender("message_hashes");
     this.bumpCounters = await this.connection.prepare(
@@ -84,6 +92,7 @@ export class GroupCommitWriter {
     await this.draining;
     this.messages?.closeSync();
     this.hashesOut?.closeSync();
+    this.derived.closeSync();
     this.bumpCounters?.destroySync();
   }
 
@@ -101,8 +110,18 @@ export class GroupCommitWriter {
       const jobs = this.queue.splice(0, take);
       await this.commit(jobs, rows);
       this.queued -= rows;
+      if (this.derived.compactionDue) await this.compact();
     }
     this.draining = null;
+  }
+
+  /** Compacts the derived tables between commits; a failure leaves them correct, only larger. */
+  async compact(all = false): Promise<void> {
+    try {
+      await this.derived.compact(all);
+    } catch (err) {
+      this.onCommit?.({ rows: 0, stored: 0, ms: 0, error: err });
+    }
   }
 
   private async commit(jobs: Job[], rows: number): Promise<void> {
@@ -110,7 +129,7 @@ export class GroupCommitWriter {
     const inGroup = new HashSet128(rows * 2);
     const outcomes: WriteOutcome[][] = [];
     const counters = new Map<string, [number, number, number]>();
-    let stored = 0;
+    const storedRows: StoredMessage[] = [];
     try {
       await this.connection.run("BEGIN TRANSACTION");
       for (const job of jobs) {
@@ -135,14 +154,16 @@ export class GroupCommitWriter {
           this.hashesOut.appendInteger(h3);
           this.hashesOut.endRow();
           out.push("stored");
-          stored++;
+          storedRows.push(row);
           c[0]++;
           if (ACTIVITY.has(row.type)) c[1]++;
         }
         outcomes.push(out);
       }
+      this.derived.append(deriveDeltas(storedRows, this.settingsOf));
       this.messages.flushSync();
       this.hashesOut.flushSync();
+      this.derived.flush();
       for (const [workspaceId, [messages, events, duplicates]] of counters) {
         this.bumpCounters.bindVarchar(1, workspaceId);
         this.bumpCounters.bindBigInt(2, BigInt(messages));
@@ -160,7 +181,7 @@ export class GroupCommitWriter {
     inGroup.forEach((h0, h1, h2, h3) => {
       this.seen.add(h0, h1, h2, h3);
     });
-    this.onCommit?.({ rows, stored, ms: performance.now() - started });
+    this.onCommit?.({ rows, stored: storedRows.length, ms: performance.now() - started });
     for (const [i, job] of jobs.entries()) job.resolve(outcomes[i] as WriteOutcome[]);
   }
 
@@ -185,6 +206,7 @@ export class GroupCommitWriter {
     try {
       this.messages = await this.connection.createAppender("messages");
       this.hashesOut = await this.connection.createAppender("message_hashes");
+      await this.derived.reset();
     } catch {
       // The next commit fails too, rejecting its writes, and calls recover() again.
     }

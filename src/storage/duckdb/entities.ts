@@ -1,0 +1,315 @@
+import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
+import type {
+  CompanyListQuery,
+  CompanyProfile,
+  CompanySummary,
+  Provenance,
+  UserProfile,
+} from "../../identity/types.js";
+
+/**
+ * Identity as the append-only tables hold it, combined per key: the first link of each anonymousId,
+ * and members (group calls resolved to users; an anonymousId's group call makes its user a member).
+ */
+export const IDENTITY_CTES = `
+  links AS (
+    SELECT anonymous_id, user_id, timestamp, message_id FROM identity_links WHERE workspace_id = $ws
+    QUALIFY row_number() OVER (PARTITION BY anonymous_id ORDER BY timestamp, received_at, message_id) = 1
+  ),
+  members AS (
+    SELECT m.group_id, CASE WHEN m.actor_kind = 'user' THEN m.actor_id ELSE l.user_id END AS user_id,
+      m.timestamp AS joined_at, m.message_id
+    FROM memberships m LEFT JOIN links l ON m.actor_kind = 'anon' AND l.anonymous_id = m.actor_id
+    WHERE m.workspace_id = $ws AND (m.actor_kind = 'user' OR l.user_id IS NOT NULL)
+    QUALIFY row_number() OVER (PARTITION BY m.group_id, user_id ORDER BY m.timestamp, m.received_at, m.message_id) = 1
+  )`;
+
+/** The anonymousIds whose first link is to $userId. */
+const LINKS_OF_USER = `
+  SELECT anonymous_id FROM identity_links WHERE workspace_id = $ws
+  QUALIFY row_number() OVER (PARTITION BY anonymous_id ORDER BY timestamp, received_at, message_id) = 1
+    AND user_id = $userId`;
+
+/** Rows of an activity table with the user each actor resolves to (NULL for a visitor). */
+function resolved(table: string, columns: string, where = ""): string {
+  return `
+    SELECT CASE WHEN x.actor_kind = 'user' THEN x.actor_id ELSE l.user_id END AS user_id,
+      x.actor_kind, x.actor_id, ${columns}
+    FROM ${table} x LEFT JOIN links l ON x.actor_kind = 'anon' AND l.anonymous_id = x.actor_id
+    WHERE x.workspace_id = $ws ${where}`;
+}
+
+/** The latest value of each trait, per entity. */
+const LATEST_TRAITS = `
+  SELECT entity_kind, entity_id, key, value, timestamp, message_id FROM traits WHERE workspace_id = $ws
+  QUALIFY row_number() OVER (PARTITION BY entity_kind, entity_id, key ORDER BY timestamp DESC, received_at DESC, message_id DESC) = 1`;
+
+function iso(value: DuckDBValue | undefined): string | null {
+  return value === null || value === undefined ? null : new Date(Number(value) / 1000).toISOString();
+}
+
+function provenance(messageId: DuckDBValue | undefined, at: DuckDBValue | undefined): Provenance {
+  return { messageId: String(messageId), at: iso(at) as string };
+}
+
+function parseTraits(value: DuckDBValue | undefined): Record<string, unknown> {
+  return value === null || value === undefined ? {} : (JSON.parse(String(value)) as Record<string, unknown>);
+}
+
+function nameOf(traits: Record<string, unknown>): string | null {
+  return typeof traits.name === "string" ? traits.name : null;
+}
+
+function emailOf(traits: Record<string, unknown>): string | null {
+  return typeof traits.email === "string" ? traits.email : null;
+}
+
+async function rows(
+  connection: DuckDBConnection,
+  sql: string,
+  params: Record<string, DuckDBValue>,
+): Promise<Record<string, DuckDBValue>[]> {
+  return (await connection.runAndReadAll(sql, params)).getRowObjects();
+}
+
+/** Traits of a set of entities, latest value per key, with the message that set each. */
+async function traitsOf(
+  connection: DuckDBConnection,
+  ws: string,
+  entities: string,
+  params: Record<string, DuckDBValue>,
+): Promise<{ traits: Record<string, unknown>; traitsSetBy: Record<string, Provenance> }> {
+  const found = await rows(
+    connection,
+    `SELECT key, value, epoch_us(timestamp) AS at, message_id FROM traits
+     WHERE workspace_id = $ws AND ${entities}
+     QUALIFY row_number() OVER (PARTITION BY key ORDER BY timestamp DESC, received_at DESC, message_id DESC) = 1
+     ORDER BY key`,
+    { ws, ...params },
+  );
+  const traits: Record<string, unknown> = {};
+  const traitsSetBy: Record<string, Provenance> = {};
+  for (const row of found) {
+    const key = String(row.key);
+    traits[key] = row.value === null ? null : JSON.parse(String(row.value));
+    traitsSetBy[key] = provenance(row.message_id, row.at);
+  }
+  return { traits, traitsSetBy };
+}
+
+/** Whether any table knows `id` as a userId. */
+async function isUser(connection: DuckDBConnection, ws: string, id: string): Promise<boolean> {
+  const found = await rows(
+    connection,
+    `SELECT 1 FROM actor_summary WHERE workspace_id = $ws AND actor_kind = 'user' AND actor_id = $id
+     UNION ALL SELECT 1 FROM traits WHERE workspace_id = $ws AND entity_kind = 'user' AND entity_id = $id
+     UNION ALL SELECT 1 FROM identity_links WHERE workspace_id = $ws AND user_id = $id
+     UNION ALL SELECT 1 FROM memberships WHERE workspace_id = $ws AND actor_kind = 'user' AND actor_id = $id
+     LIMIT 1`,
+    { ws, id },
+  );
+  if (found.length > 0) return true;
+  const raw = await rows(connection, "SELECT 1 FROM messages WHERE workspace_id = $ws AND user_id = $id LIMIT 1", {
+    ws,
+    id,
+  });
+  return raw.length > 0;
+}
+
+/** A user by userId, or by an anonymousId linked to one; null when neither. */
+export async function userProfile(connection: DuckDBConnection, ws: string, id: string): Promise<UserProfile | null> {
+  let userId = id;
+  if (!(await isUser(connection, ws, id))) {
+    const owner = await rows(connection, `WITH ${IDENTITY_CTES} SELECT user_id FROM links WHERE anonymous_id = $id`, {
+      ws,
+      id,
+    });
+    if (owner.length === 0) return null;
+    userId = String(owner[0]?.user_id);
+  }
+  const anonymous = await rows(
+    connection,
+    `WITH ${IDENTITY_CTES} SELECT anonymous_id, epoch_us(timestamp) AS at, message_id FROM links
+     WHERE user_id = $userId ORDER BY timestamp, anonymous_id`,
+    { ws, userId },
+  );
+  const linked = `(SELECT anonymous_id FROM (${LINKS_OF_USER}))`;
+  const actors = `((entity_kind = 'user' AND entity_id = $userId) OR (entity_kind = 'anon' AND entity_id IN ${linked}))`;
+  const { traits, traitsSetBy } = await traitsOf(connection, ws, actors, { userId });
+  const companies = await rows(
+    connection,
+    `WITH ${IDENTITY_CTES},
+     names AS (SELECT entity_id AS group_id, value FROM (${LATEST_TRAITS}) WHERE entity_kind = 'company' AND key = 'name')
+     SELECT m.group_id, n.value AS name, epoch_us(m.joined_at) AS at, m.message_id
+     FROM members m LEFT JOIN names n USING (group_id) WHERE m.user_id = $userId ORDER BY m.joined_at, m.group_id`,
+    { ws, userId },
+  );
+  const seen = await rows(
+    connection,
+    `SELECT epoch_us(min(first_ts)) AS first, epoch_us(max(last_ts)) AS last, coalesce(sum(events), 0) AS events
+     FROM actor_summary WHERE workspace_id = $ws
+       AND ((actor_kind = 'user' AND actor_id = $userId) OR (actor_kind = 'anon' AND actor_id IN ${linked}))`,
+    { ws, userId },
+  );
+  return {
+    id: userId,
+    email: emailOf(traits),
+    name: nameOf(traits),
+    traits,
+    traitsSetBy,
+    companies: companies.map((row) => ({
+      id: String(row.group_id),
+      name: row.name === null || row.name === undefined ? null : (JSON.parse(String(row.name)) as string),
+      joinedBy: provenance(row.message_id, row.at),
+    })),
+    anonymousIds: anonymous.map((row) => ({
+      anonymousId: String(row.anonymous_id),
+      linkedBy: provenance(row.message_id, row.at),
+    })),
+    firstSeen: iso(seen[0]?.first),
+    lastSeen: iso(seen[0]?.last),
+    events: Number(seen[0]?.events ?? 0),
+  };
+}
+
+/** The SQL of the companies list: one row per company with its figures. */
+function companiesSql(filter: string): string {
+  return `WITH ${IDENTITY_CTES},
+    summary AS (${resolved("actor_summary", "x.context_group_id, x.events, x.first_ts, x.last_ts")}),
+    recent AS (${resolved("activity_days", "x.context_group_id, x.events", "AND x.day >= DATE '1970-01-01' + $since")}),
+    seen AS (
+      SELECT group_id, min(first_ts) AS first_ts, max(last_ts) AS last_ts FROM (
+        SELECT context_group_id AS group_id, first_ts, last_ts FROM summary WHERE context_group_id IS NOT NULL
+        UNION ALL
+        SELECT m.group_id, s.first_ts, s.last_ts FROM summary s JOIN members m ON m.user_id = s.user_id
+        WHERE s.context_group_id IS NULL
+      ) GROUP BY group_id
+    ),
+    recent_events AS (
+      SELECT group_id, sum(events) AS events FROM (
+        SELECT context_group_id AS group_id, events FROM recent WHERE context_group_id IS NOT NULL
+        UNION ALL
+        SELECT m.group_id, r.events FROM recent r JOIN members m ON m.user_id = r.user_id WHERE r.context_group_id IS NULL
+      ) GROUP BY group_id
+    ),
+    member_counts AS (SELECT group_id, count(*) AS users FROM members GROUP BY group_id),
+    company_traits AS (
+      SELECT entity_id AS group_id, json_group_object(key, value) AS traits
+      FROM (${LATEST_TRAITS}) WHERE entity_kind = 'company' GROUP BY entity_id
+    ),
+    ids AS (
+      SELECT group_id FROM member_counts UNION SELECT group_id FROM seen UNION SELECT group_id FROM company_traits
+    )
+    SELECT ids.group_id AS id, t.traits, epoch_us(s.first_ts) AS first, epoch_us(s.last_ts) AS last,
+      coalesce(mc.users, 0) AS users, coalesce(r.events, 0) AS events
+    FROM ids
+      LEFT JOIN company_traits t USING (group_id)
+      LEFT JOIN seen s USING (group_id)
+      LEFT JOIN member_counts mc USING (group_id)
+      LEFT JOIN recent_events r USING (group_id)
+    ${filter}`;
+}
+
+function toSummary(row: Record<string, DuckDBValue>): CompanySummary {
+  const traits = parseTraits(row.traits);
+  return {
+    id: String(row.id),
+    name: nameOf(traits),
+    traits,
+    firstSeen: iso(row.first),
+    lastSeen: iso(row.last),
+    users: Number(row.users),
+    events: Number(row.events),
+  };
+}
+
+const ORDER: Record<CompanyListQuery["sort"], string> = {
+  lastSeen: "last DESC NULLS LAST, id",
+  users: "users DESC, id",
+  events: "events DESC, id",
+};
+
+/** Every company of the workspace matching `q`, in the requested order. */
+export async function listCompanies(
+  connection: DuckDBConnection,
+  query: CompanyListQuery,
+  today: number,
+): Promise<CompanySummary[]> {
+  const params: Record<string, DuckDBValue> = { ws: query.workspaceId, since: today - 29 };
+  let filter = "";
+  if (query.q !== undefined) {
+    filter = `WHERE contains(lower(ids.group_id), lower($q)) OR contains(lower(coalesce(t.traits->>'name', '')), lower($q))`;
+    params.q = query.q;
+  }
+  const found = await rows(connection, `${companiesSql(filter)} ORDER BY ${ORDER[query.sort]}`, params);
+  return found.map(toSummary);
+}
+
+/** One company with its members, recent activity and top events; null when unknown. */
+export async function companyProfile(
+  connection: DuckDBConnection,
+  ws: string,
+  id: string,
+  today: number,
+): Promise<CompanyProfile | null> {
+  const summaryRows = await rows(connection, `${companiesSql("WHERE ids.group_id = $id")}`, {
+    ws,
+    id,
+    since: today - 29,
+  });
+  const first = summaryRows[0];
+  if (!first) return null;
+  const summary = toSummary(first);
+  const { traitsSetBy } = await traitsOf(connection, ws, "entity_kind = 'company' AND entity_id = $id", { id });
+  const members = await rows(
+    connection,
+    `WITH ${IDENTITY_CTES},
+     user_traits AS (
+       SELECT coalesce(CASE WHEN t.entity_kind = 'user' THEN t.entity_id END, l.user_id) AS user_id, t.key, t.value
+       FROM (${LATEST_TRAITS}) t LEFT JOIN links l ON t.entity_kind = 'anon' AND l.anonymous_id = t.entity_id
+       WHERE t.entity_kind IN ('user', 'anon') AND t.key IN ('email', 'name')
+       QUALIFY row_number() OVER (PARTITION BY user_id, t.key ORDER BY t.timestamp DESC, t.message_id DESC) = 1
+     ),
+     last_seen AS (
+       SELECT user_id, max(last_ts) AS last_ts FROM (${resolved("actor_summary", "x.last_ts")}) GROUP BY user_id
+     )
+     SELECT m.user_id, epoch_us(m.joined_at) AS at, m.message_id, epoch_us(s.last_ts) AS last,
+       (SELECT value ->> '$' FROM user_traits u WHERE u.user_id = m.user_id AND u.key = 'email') AS email,
+       (SELECT value ->> '$' FROM user_traits u WHERE u.user_id = m.user_id AND u.key = 'name') AS name
+     FROM members m LEFT JOIN last_seen s USING (user_id)
+     WHERE m.group_id = $id ORDER BY s.last_ts DESC NULLS LAST, m.user_id`,
+    { ws, id },
+  );
+  const attributed = (table: string, columns: string) => `
+    SELECT ${columns} FROM (${resolved(table, `x.context_group_id, x.day, ${table === "event_days" ? "x.type, x.event," : ""} x.events`, "AND x.day >= DATE '1970-01-01' + $since")}) a
+    WHERE (a.context_group_id = $id
+      OR (a.context_group_id IS NULL AND a.user_id IN (SELECT user_id FROM members WHERE group_id = $id)))`;
+  const activity = await rows(
+    connection,
+    `WITH ${IDENTITY_CTES}
+     SELECT strftime(day, '%Y-%m-%d') AS day, sum(events) AS events, count(DISTINCT who) AS users FROM (
+       ${attributed("activity_days", "a.day, a.events, coalesce(a.user_id, 'anon:' || a.actor_id) AS who")}
+     ) GROUP BY day ORDER BY day`,
+    { ws, id, since: today - 89 },
+  );
+  const topEvents = await rows(
+    connection,
+    `WITH ${IDENTITY_CTES}
+     SELECT event, sum(events) AS count FROM (${attributed("event_days", "a.event, a.events")} AND a.type = 'track')
+     GROUP BY event ORDER BY count DESC, event LIMIT 10`,
+    { ws, id, since: today - 89 },
+  );
+  return {
+    ...summary,
+    traitsSetBy,
+    members: members.map((row) => ({
+      userId: String(row.user_id),
+      email: row.email === null || row.email === undefined ? null : String(row.email),
+      name: row.name === null || row.name === undefined ? null : String(row.name),
+      lastSeen: iso(row.last),
+      joinedBy: provenance(row.message_id, row.at),
+    })),
+    activity: activity.map((row) => ({ day: String(row.day), events: Number(row.events), users: Number(row.users) })),
+    topEvents: topEvents.map((row) => ({ event: String(row.event), count: Number(row.count) })),
+  };
+}
