@@ -67,7 +67,8 @@ export function encodeCursor(timestamp: number, messageId: string): string {
 function decodeCursor(cursor: string): { timestamp: number; messageId: string } {
   try {
     const [timestamp, messageId] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (typeof timestamp === "number" && Number.isFinite(timestamp) && typeof messageId === "string") {
+    // Only timestamps a Date can hold: the database cannot compare with one outside its own range.
+    if (Number.isInteger(timestamp) && Math.abs(timestamp) <= 8.64e15 && typeof messageId === "string") {
       return { timestamp, messageId };
     }
   } catch {
@@ -93,6 +94,7 @@ export function registerQueryRoutes(app: FastifyInstance, services: Services): v
       userId: stringParam(query, "userId"),
       anonymousId: stringParam(query, "anonymousId"),
       groupId: stringParam(query, "groupId"),
+      companyId: stringParam(query, "companyId"),
       event: stringParam(query, "event"),
       messageId: stringParam(query, "messageId"),
       limit: limit + 1,

@@ -72,6 +72,8 @@ export interface EventQuery {
   anonymousId?: string | undefined;
   /** A group call's groupId or an event's context.groupId. */
   groupId?: string | undefined;
+  /** A company's timeline: its group calls and every activity event attributed to it. */
+  companyId?: string | undefined;
   event?: string | undefined;
   messageId?: string | undefined;
   limit: number;

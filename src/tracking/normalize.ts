@@ -67,6 +67,9 @@ const KNOWN: Readonly<Record<MessageType, ReadonlySet<string>>> = (() => {
 
 type Message = Record<string, unknown>;
 
+/** The largest distance from the epoch, in ms, that a Date can hold; the read API turns timestamps into Dates. */
+const MAX_DATE_MS = 8.64e15;
+
 function parseTime(value: unknown): number | null {
   if (typeof value !== "string") return null;
   const ms = Date.parse(value);
@@ -117,6 +120,14 @@ export function normalizeMessage(
   }
   const issue = validateMessage(type, message, prefix);
   if (issue) return { ok: false, issue };
+  // June's group schema leaves messageId unchecked; the other schemas hold it to the same rule.
+  const id = message.messageId;
+  if (id !== undefined && (typeof id !== "string" || id.length === 0 || id.length > 100)) {
+    return {
+      ok: false,
+      issue: { code: "invalid_message", message: `${prefix}/messageId: must be a string of 1 to 100 characters` },
+    };
+  }
 
   const original = parseTime(message.timestamp ?? message.originalTimestamp);
   if ((message.timestamp ?? message.originalTimestamp) !== undefined && original === null) {
@@ -124,8 +135,12 @@ export function normalizeMessage(
     return { ok: false, issue: { code: "invalid_message", message: `${prefix}/${field}: not a valid date-time` } };
   }
   const sentAt = parseTime(message.sentAt ?? req.sentAt);
-  const timestamp =
-    original === null ? req.receivedAt : sentAt === null ? original : req.receivedAt - (sentAt - original);
+  let timestamp = original ?? req.receivedAt;
+  if (original !== null && sentAt !== null) {
+    const corrected = req.receivedAt - (sentAt - original);
+    // A sentAt so far from the timestamp that the correction leaves the range of dates is ignored.
+    if (Math.abs(corrected) <= MAX_DATE_MS) timestamp = corrected;
+  }
 
   const context = merged(req.context, message.context);
   const integrations = merged(req.integrations, message.integrations);

@@ -26,28 +26,31 @@ export function describeErrors(errors: readonly ErrorObject[], prefix: string): 
     const missing = errors
       .filter((e) => e.keyword === "required" && e.instancePath === anyOf.instancePath)
       .map((e) => String(e.params.missingProperty));
-    if (missing.length > 0) return `${prefix}${anyOf.instancePath}: ${missing.join(" or ")} is required`;
+    const where = `${prefix}${anyOf.instancePath}` || "/";
+    if (missing.length > 0) return `${where}: ${missing.join(" or ")} is required`;
   }
   const first = errors[0];
   if (!first) return `${prefix || "/"}: invalid`;
   const at = `${prefix}${first.instancePath}`;
+  // The pointer of the whole request or message is "/", so that every message starts with one.
+  const here = at || "/";
   switch (first.keyword) {
     case "required":
       return `${at}/${String(first.params.missingProperty)}: required`;
     case "format":
-      return `${at}: must be an ISO 8601 ${String(first.params.format)} string, such as 2024-05-01T12:00:00.000Z`;
+      return `${here}: must be an ISO 8601 ${String(first.params.format)} string, such as 2024-05-01T12:00:00.000Z`;
     case "type":
-      return `${at}: must be ${String(first.params.type)}`;
+      return `${here}: must be ${String(first.params.type)}`;
     case "maxLength":
-      return `${at}: must be at most ${String(first.params.limit)} characters`;
+      return `${here}: must be at most ${String(first.params.limit)} characters`;
     case "minLength":
-      return `${at}: must not be empty`;
+      return `${here}: must not be empty`;
     case "maxItems":
-      return `${at}: at most ${String(first.params.limit)} messages per batch`;
+      return `${here}: at most ${String(first.params.limit)} messages per batch`;
     case "minItems":
-      return `${at}: must not be empty`;
+      return `${here}: must not be empty`;
     default:
-      return `${at || "/"}: ${first.message ?? "invalid"}`;
+      return `${here}: ${first.message ?? "invalid"}`;
   }
 }
 

@@ -26,6 +26,8 @@ export class HashSet128 {
   }
 
   has(h0: number, h1: number, h2: number, h3: number): boolean {
+    // A zero first word is never stored; without this check an all-zero hash would match an empty slot.
+    if (h0 === 0) return false;
     return this.find(h0, h1, h2, h3) >= 0;
   }
 

@@ -11,7 +11,7 @@ export function eventsQuery(query: EventQuery): { sql: string; params: Record<st
     where.push("type = $type");
     params.type = query.type;
   }
-  if (query.userId !== undefined || query.groupId !== undefined) with_ = `WITH ${IDENTITY_CTES}`;
+  if (query.userId !== undefined || query.companyId !== undefined) with_ = `WITH ${IDENTITY_CTES}`;
   if (query.userId !== undefined) {
     // A message with a userId is that user's; one with only an anonymousId is the linked user's.
     where.push(
@@ -24,14 +24,18 @@ export function eventsQuery(query: EventQuery): { sql: string; params: Record<st
     params.anonymousId = query.anonymousId;
   }
   if (query.groupId !== undefined) {
+    where.push("(group_id = $groupId OR context_group_id = $groupId)");
+    params.groupId = query.groupId;
+  }
+  if (query.companyId !== undefined) {
     // The company's timeline: its group calls, and the activity attributed to it (its context.groupId,
     // or, without one, any member's).
-    where.push(`(group_id = $groupId OR context_group_id = $groupId OR (
+    where.push(`(group_id = $companyId OR context_group_id = $companyId OR (
       context_group_id IS NULL AND type IN ('track', 'page', 'screen') AND (
-        user_id IN (SELECT user_id FROM members WHERE group_id = $groupId)
+        user_id IN (SELECT user_id FROM members WHERE group_id = $companyId)
         OR (user_id IS NULL AND anonymous_id IN (
-          SELECT anonymous_id FROM links WHERE user_id IN (SELECT user_id FROM members WHERE group_id = $groupId))))))`);
-    params.groupId = query.groupId;
+          SELECT anonymous_id FROM links WHERE user_id IN (SELECT user_id FROM members WHERE group_id = $companyId))))))`);
+    params.companyId = query.companyId;
   }
   if (query.event !== undefined) {
     where.push("event = $event");
