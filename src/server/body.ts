@@ -24,6 +24,9 @@ export function registerBodyParsing(app: FastifyInstance): void {
     if (encoding === "gzip" || encoding === "x-gzip") inflate = zlib.createGunzip();
     else if (encoding === "deflate") inflate = zlib.createInflate();
     else throw new HttpError(415, "unsupported_encoding", `Content-Encoding "${encoding}" is not supported; use gzip`);
+    // Fastify stops listening to the stream once it has answered a body over the limit, and the
+    // destroy below then raises an 'error' that, with no listener left, would end the process.
+    inflate.on("error", () => {});
     let inflated = 0;
     inflate.on("data", (chunk: Buffer) => {
       inflated += chunk.length;

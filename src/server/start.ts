@@ -18,6 +18,7 @@ export interface RunningServer {
 export async function startServer(
   config: Config,
   logger: Logger = pino({ level: config.logLevel }),
+  options: { now?: () => number } = {},
 ): Promise<RunningServer> {
   const storage = createStorage(config, { onProgress: (message) => logger.info(message) });
   await storage.open();
@@ -26,7 +27,7 @@ export async function startServer(
     secretKey: config.secretKey,
   });
   const workspaces = new WorkspaceRegistry(await storage.listWorkspaces());
-  const app = await buildApp({ config, storage, workspaces, logger });
+  const app = await buildApp({ config, storage, workspaces, logger, ...options });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;

@@ -22,7 +22,10 @@ export interface TestServer {
 }
 
 /** Starts Solstice in this process on a free loopback port, with known keys for the default workspace. */
-export async function startTestServer(dataDir: string = tempDataDir()): Promise<TestServer> {
+export async function startTestServer(
+  dataDir: string = tempDataDir(),
+  options: { now?: () => number } = {},
+): Promise<TestServer> {
   const config = loadConfig(
     { port: "0", host: "127.0.0.1", data: dataDir },
     {
@@ -30,7 +33,7 @@ export async function startTestServer(dataDir: string = tempDataDir()): Promise<
       SOLSTICE_SECRET_KEY: SECRET_KEY,
     },
   );
-  const server = await startServer(config, pino({ level: "silent" }));
+  const server = await startServer(config, pino({ level: "silent" }), options);
   return { url: server.url, dataDir, server, close: () => server.close() };
 }
 
@@ -98,7 +101,11 @@ export async function spawnServer(
     } catch {
       // Not listening yet.
     }
-    if (Date.now() > deadline) throw new Error("server did not become healthy in 30 s");
+    if (Date.now() > deadline) {
+      // The caller never gets a handle on this process, so it must not outlive the failure.
+      child.kill("SIGKILL");
+      throw new Error("server did not become healthy in 30 s");
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }

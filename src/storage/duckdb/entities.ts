@@ -198,7 +198,8 @@ function companiesSql(filter: string): string {
       FROM (${LATEST_TRAITS}) WHERE entity_kind = 'company' GROUP BY entity_id
     ),
     ids AS (
-      SELECT group_id FROM member_counts UNION SELECT group_id FROM seen UNION SELECT group_id FROM company_traits
+      SELECT group_id FROM memberships WHERE workspace_id = $ws UNION SELECT group_id FROM seen
+      UNION SELECT group_id FROM company_traits
     )
     SELECT ids.group_id AS id, t.traits, epoch_us(s.first_ts) AS first, epoch_us(s.last_ts) AS last,
       coalesce(mc.users, 0) AS users, coalesce(r.events, 0) AS events
