@@ -86,9 +86,11 @@ function asId(value: unknown): string | null {
   return null;
 }
 
-function merged(under: Record<string, unknown> | undefined, over: unknown): Record<string, unknown> | undefined {
-  if (under === undefined) return over as Record<string, unknown> | undefined;
-  return over === undefined ? under : { ...under, ...(over as Record<string, unknown>) };
+/** A batch's shared object under a message's own; a message value that is not an object is kept as sent. */
+function merged(under: Record<string, unknown> | undefined, over: unknown): unknown {
+  if (under === undefined || over === undefined) return over ?? under;
+  if (typeof over !== "object" || over === null || Array.isArray(over)) return over;
+  return { ...under, ...(over as Record<string, unknown>) };
 }
 
 /**
@@ -150,7 +152,8 @@ export function normalizeMessage(
   for (const key of Object.keys(message)) {
     if (known.has(key) || (key === "originalTimestamp" && message.timestamp === undefined)) continue;
     extra ??= {};
-    extra[key] = message[key];
+    // defineProperty, not assignment: a "__proto__" key is data to keep, not a prototype to set.
+    Object.defineProperty(extra, key, { value: message[key], enumerable: true, writable: true, configurable: true });
   }
 
   return {
@@ -165,7 +168,7 @@ export function normalizeMessage(
       userId: (message.userId as string | undefined) ?? null,
       anonymousId: (message.anonymousId as string | undefined) ?? null,
       groupId: type === "group" ? (message.groupId as string) : null,
-      contextGroupId: asId(context?.groupId),
+      contextGroupId: typeof context === "object" && context !== null ? asId((context as Message).groupId) : null,
       previousId: type === "alias" ? (message.previousId as string) : null,
       email: type === "identify" ? (asId(message.email) ?? asId(traits?.email)) : null,
       timestamp,
