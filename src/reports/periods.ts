@@ -60,3 +60,10 @@ export function periodIndex(day: number, interval: Interval): number {
   const d = new Date(day * DAY_MS);
   return d.getUTCFullYear() * 12 + d.getUTCMonth();
 }
+
+/** The first day of the period with this index: the inverse of periodIndex. */
+export function periodFirstDay(index: number, interval: Interval): number {
+  if (interval === "day") return index;
+  if (interval === "week") return index * 7 - 3;
+  return Date.UTC(Math.floor(index / 12), index % 12, 1) / DAY_MS;
+}

@@ -4,6 +4,7 @@ import { registerBodyParsing } from "./body.js";
 import { registerEntityRoutes } from "./entity-routes.js";
 import { errorBody, handleError } from "./errors.js";
 import { registerQueryRoutes } from "./query-routes.js";
+import { registerReportRoutes } from "./report-routes.js";
 import type { Services } from "./services.js";
 import { registerTrackingRoutes } from "./tracking-routes.js";
 
@@ -26,7 +27,7 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
 
   await app.register(cors, {
     origin: "*",
-    methods: ["GET", "POST", "OPTIONS"],
+    methods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
     allowedHeaders: ["Authorization", "Content-Type", "Content-Encoding"],
     maxAge: 86_400,
   });
@@ -46,5 +47,6 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   registerTrackingRoutes(app, services);
   registerQueryRoutes(app, services);
   registerEntityRoutes(app, services);
+  registerReportRoutes(app, services);
   return app;
 }

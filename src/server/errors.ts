@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { ParameterError } from "../reports/params.js";
 import { EngineClosedError, OverloadedError, StorageError } from "../storage/errors.js";
 import { RequestRefused } from "../tracking/ingest.js";
 import { LIMITS } from "../tracking/limits.js";
@@ -28,6 +29,8 @@ export function toHttpError(err: unknown): HttpError {
     const extra = err.errors.length > 0 ? { errors: err.errors } : {};
     return new HttpError(400, err.code, err.message, extra);
   }
+  if (err instanceof ParameterError)
+    return new HttpError(400, "invalid_parameter", err.message, { parameter: err.parameter });
   if (err instanceof OverloadedError) return new HttpError(503, "overloaded", err.message, {}, err.retryAfterSeconds);
   if (err instanceof StorageError || err instanceof EngineClosedError) {
     return new HttpError(503, "storage_unavailable", "storage is unavailable; retry later", {}, 5);

@@ -1,4 +1,11 @@
 import type { CompanyListQuery, CompanyProfile, CompanySummary, UserProfile } from "../identity/types.js";
+import type { ReportEngine } from "../reports/plans.js";
+
+/** How a workspace counts: its time zone (IANA) and the track events that are not activity. */
+export interface WorkspaceSettings {
+  timeZone: string;
+  systemEvents: string[];
+}
 
 /** The message types of the Tracking API. */
 export const MESSAGE_TYPES = ["track", "identify", "group", "page", "screen", "alias"] as const;
@@ -39,6 +46,15 @@ export interface StoredMessage {
   integrations: string | null;
   /** Any other top-level fields the client sent, so that nothing is lost. */
   extra: string | null;
+}
+
+/** A report's parameters saved under a name. */
+export interface SavedReport {
+  id: string;
+  name: string;
+  report: string;
+  params: Record<string, unknown>;
+  createdAt: string;
 }
 
 /** A stored message as the read API returns it: flat camelCase fields, ISO 8601 times. */
@@ -122,6 +138,18 @@ export interface StorageEngine {
   listWorkspaces(): Promise<WorkspaceRecord[]>;
   createWorkspace(workspace: WorkspaceRecord): Promise<void>;
   setWorkspaceKeys(workspaceId: string, writeKey: string, secretKey: string): Promise<void>;
+  /** The report queries. */
+  readonly reports: ReportEngine;
+  settings(workspaceId: string): WorkspaceSettings;
+  /**
+   * Changes how a workspace counts. The activity tables depend on the time zone and the system
+   * events, so they are rebuilt from the stored messages before this resolves.
+   */
+  setSettings(workspaceId: string, settings: WorkspaceSettings): Promise<void>;
+  saveReport(workspaceId: string, saved: SavedReport): Promise<void>;
+  savedReports(workspaceId: string): Promise<SavedReport[]>;
+  /** Deletes a saved report; false when there was none with that id. */
+  deleteSavedReport(workspaceId: string, id: string): Promise<boolean>;
   /** Rows accepted by write() and not yet committed. */
   readonly queueDepth: number;
   /** Flushes what is queued, then closes. No call is accepted afterwards. */

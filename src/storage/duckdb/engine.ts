@@ -11,15 +11,19 @@ import { EngineClosedError, wrap } from "../errors.js";
 import type {
   EventQuery,
   EventRecord,
+  SavedReport,
   StorageEngine,
   StoredMessage,
   WorkspaceRecord,
+  WorkspaceSettings,
   WorkspaceStats,
   WriteOutcome,
 } from "../types.js";
 import { companyProfile, listCompanies, userProfile } from "./entities.js";
 import { migrate } from "./migrations.js";
 import { eventsQuery, toEventRecord } from "./queries.js";
+import { rebuildActivity } from "./rebuild.js";
+import { DuckDBReports } from "./reports.js";
 import { type CommitListener, GroupCommitWriter, type WriterOptions } from "./writer.js";
 
 export interface DuckDBEngineOptions extends WriterOptions {
@@ -44,7 +48,9 @@ export class DuckDBEngine implements StorageEngine {
   private writerConnection: DuckDBConnection | null = null;
   private writer: GroupCommitWriter | null = null;
   private hashKey = "";
-  private settings = new Map<string, ActivitySettings>();
+  private activitySettings = new Map<string, ActivitySettings>();
+  private workspaceSettings = new Map<string, WorkspaceSettings>();
+  readonly reports = new DuckDBReports(() => this.connection());
 
   constructor(private readonly options: DuckDBEngineOptions) {}
 
@@ -175,11 +181,87 @@ export class DuckDBEngine implements StorageEngine {
     return this.reader;
   }
 
+  saveReport(workspaceId: string, saved: SavedReport): Promise<void> {
+    return wrap("save report", async () => {
+      await this.connection().run("INSERT INTO saved_reports VALUES ($1, $2, $3, $4, $5, $6::TIMESTAMPTZ)", [
+        workspaceId,
+        saved.id,
+        saved.name,
+        saved.report,
+        JSON.stringify(saved.params),
+        saved.createdAt,
+      ]);
+    });
+  }
+
+  savedReports(workspaceId: string): Promise<SavedReport[]> {
+    return wrap("list saved reports", async () => {
+      const result = await this.connection().runAndReadAll(
+        `SELECT id, name, report, params, strftime(created_at, '%Y-%m-%dT%H:%M:%S.%gZ') AS created
+         FROM saved_reports WHERE workspace_id = $1 ORDER BY name, created_at`,
+        [workspaceId],
+      );
+      return result.getRowObjects().map((r) => ({
+        id: String(r.id),
+        name: String(r.name),
+        report: String(r.report),
+        params: JSON.parse(String(r.params)) as Record<string, unknown>,
+        createdAt: String(r.created),
+      }));
+    });
+  }
+
+  deleteSavedReport(workspaceId: string, id: string): Promise<boolean> {
+    return wrap("delete saved report", async () => {
+      const result = await this.connection().run("DELETE FROM saved_reports WHERE workspace_id = $1 AND id = $2", [
+        workspaceId,
+        id,
+      ]);
+      return result.rowsChanged > 0;
+    });
+  }
+
+  settings(workspaceId: string): WorkspaceSettings {
+    return this.workspaceSettings.get(workspaceId) ?? { timeZone: "UTC", systemEvents: [] };
+  }
+
+  async setSettings(workspaceId: string, settings: WorkspaceSettings): Promise<void> {
+    const writer = this.writer;
+    if (!writer) throw new EngineClosedError();
+    await wrap("set settings", () =>
+      writer.exclusive(async (connection) => {
+        await connection.run("BEGIN TRANSACTION");
+        try {
+          await connection.run("DELETE FROM workspace_settings WHERE workspace_id = $1", [workspaceId]);
+          await connection.run("INSERT INTO workspace_settings VALUES ($1, $2, $3)", [
+            workspaceId,
+            settings.timeZone,
+            JSON.stringify(settings.systemEvents),
+          ]);
+          await rebuildActivity(connection, workspaceId, settings);
+          await connection.run("COMMIT");
+        } catch (err) {
+          await connection.run("ROLLBACK");
+          throw err;
+        }
+        this.remember(workspaceId, settings);
+      }),
+    );
+  }
+
+  private remember(workspaceId: string, settings: WorkspaceSettings): void {
+    this.workspaceSettings.set(workspaceId, settings);
+    this.activitySettings.set(workspaceId, {
+      day: dayIn(settings.timeZone),
+      systemEvents: new Set(settings.systemEvents),
+    });
+  }
+
   private settingsOf(workspaceId: string): ActivitySettings {
-    let settings = this.settings.get(workspaceId);
+    let settings = this.activitySettings.get(workspaceId);
     if (!settings) {
       settings = { day: dayIn("UTC"), systemEvents: new Set() };
-      this.settings.set(workspaceId, settings);
+      this.activitySettings.set(workspaceId, settings);
     }
     return settings;
   }
@@ -189,9 +271,9 @@ export class DuckDBEngine implements StorageEngine {
       await connection.runAndReadAll("SELECT workspace_id, time_zone, system_events FROM workspace_settings")
     ).getRows();
     for (const [workspaceId, timeZone, systemEvents] of rows) {
-      this.settings.set(String(workspaceId), {
-        day: dayIn(String(timeZone)),
-        systemEvents: new Set(JSON.parse(String(systemEvents)) as string[]),
+      this.remember(String(workspaceId), {
+        timeZone: String(timeZone),
+        systemEvents: JSON.parse(String(systemEvents)) as string[],
       });
     }
   }

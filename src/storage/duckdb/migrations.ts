@@ -123,6 +123,20 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       );
     `,
   },
+  {
+    version: 3,
+    description: "saved reports",
+    sql: `
+      CREATE TABLE saved_reports (
+        workspace_id VARCHAR NOT NULL,
+        id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        report VARCHAR NOT NULL,
+        params JSON NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions applied now. */

@@ -39,6 +39,7 @@ function micros(ms: number): DuckDBTimestampTZValue {
  */
 export class GroupCommitWriter {
   private queue: Job[] = [];
+  private tasks: (() => Promise<void>)[] = [];
   private queued = 0;
   private draining: Promise<void> | null = null;
   private closed = false;
@@ -96,8 +97,25 @@ export class GroupCommitWriter {
     this.bumpCounters?.destroySync();
   }
 
+  /**
+   * Runs `task` on the writer's connection between two commits, so that it sees no half-written
+   * commit and no commit sees it half-done.
+   */
+  exclusive<T>(task: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new EngineClosedError());
+    return new Promise<T>((resolve, reject) => {
+      this.tasks.push(() => task(this.connection).then(resolve, reject));
+      if (!this.draining) this.draining = this.drain();
+    });
+  }
+
   private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 || this.tasks.length > 0) {
+      const task = this.tasks.shift();
+      if (task) {
+        await task();
+        continue;
+      }
       let rows = 0;
       let take = 0;
       while (

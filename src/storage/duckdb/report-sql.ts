@@ -1,0 +1,82 @@
+import type { Interval } from "../../reports/periods.js";
+import type { Scope } from "../../reports/plans.js";
+import { VISITOR_PREFIX } from "../../reports/visitors.js";
+import { IDENTITY_CTES } from "./entities.js";
+
+export { IDENTITY_CTES, VISITOR_PREFIX };
+
+/** The day number of a DATE column. */
+export const dayNumber = (column: string) => `(${column} - DATE '1970-01-01')`;
+
+/**
+ * The period index of a day number, as `periodIndex` in reports/periods.ts computes it: the day
+ * itself; weeks from Monday (1970-01-01 was a Thursday); calendar months as year × 12 + month − 1.
+ */
+export function periodSql(interval: Interval, day: string): string {
+  if (interval === "day") return `(${day})`;
+  if (interval === "week") return `floor((${day} + 3) / 7)::INTEGER`;
+  return `(year(DATE '1970-01-01' + ${day}) * 12 + month(DATE '1970-01-01' + ${day}) - 1)`;
+}
+
+/** The user an actor row resolves to: its userId, or the user its anonymousId is linked to. */
+const RESOLVED_USER = "CASE WHEN x.actor_kind = 'user' THEN x.actor_id ELSE l.user_id END";
+
+/**
+ * Rows of a derived table (activity_days, event_days or actor_summary) as the report's entities:
+ * at user level the resolved user (or the visitor, when asked for); at company level the company of
+ * the context.groupId, or else every company of the user. `columns` are taken from the table as `x`.
+ * The result has `entity` plus the columns, one row per source row and company; callers aggregate.
+ */
+export function entityRows(scope: Scope, table: string, columns: string, where = ""): string {
+  const join = "LEFT JOIN links l ON x.actor_kind = 'anon' AND l.anonymous_id = x.actor_id";
+  if (scope.level === "user") {
+    const visitor = scope.includeAnonymous ? `'${VISITOR_PREFIX}' || x.actor_id` : "NULL";
+    return `SELECT * FROM (
+      SELECT coalesce(${RESOLVED_USER}, ${visitor}) AS entity, ${columns}
+      FROM ${table} x ${join} WHERE x.workspace_id = $ws ${where}
+    ) WHERE entity IS NOT NULL`;
+  }
+  return `
+    SELECT x.context_group_id AS entity, ${columns} FROM ${table} x
+    WHERE x.workspace_id = $ws AND x.context_group_id IS NOT NULL ${where}
+    UNION ALL
+    SELECT m.group_id AS entity, ${columns} FROM ${table} x ${join} JOIN members m ON m.user_id = ${RESOLVED_USER}
+    WHERE x.workspace_id = $ws AND x.context_group_id IS NULL ${where}`;
+}
+
+/**
+ * Raw track messages as the report's entities, with the same rules as entityRows: a message's own
+ * userId, else the user of its anonymousId; at company level its context.groupId, else the user's
+ * companies. Columns are taken from `messages` as `x`.
+ */
+export function messageRows(scope: Scope, columns: string, where: string): string {
+  const user = "coalesce(x.user_id, l.user_id)";
+  const join = "LEFT JOIN links l ON x.user_id IS NULL AND l.anonymous_id = x.anonymous_id";
+  if (scope.level === "user") {
+    const visitor = scope.includeAnonymous ? `'${VISITOR_PREFIX}' || x.anonymous_id` : "NULL";
+    return `SELECT * FROM (
+      SELECT coalesce(${user}, ${visitor}) AS entity, ${columns}
+      FROM messages x ${join} WHERE x.workspace_id = $ws ${where}
+    ) WHERE entity IS NOT NULL`;
+  }
+  return `
+    SELECT x.context_group_id AS entity, ${columns} FROM messages x
+    WHERE x.workspace_id = $ws AND x.context_group_id IS NOT NULL ${where}
+    UNION ALL
+    SELECT m.group_id AS entity, ${columns} FROM messages x ${join} JOIN members m ON m.user_id = ${user}
+    WHERE x.workspace_id = $ws AND x.context_group_id IS NULL ${where}`;
+}
+
+/** Each entity's first activity over all data, as a timestamp and as a local day number. */
+export function firstSeenSql(scope: Scope): string {
+  return `SELECT entity, min(first_ts) AS first_ts,
+      (timezone($tz, min(first_ts)))::DATE - DATE '1970-01-01' AS first_day
+    FROM (${entityRows(scope, "actor_summary", "x.first_ts")}) GROUP BY entity`;
+}
+
+/** Each entity's first occurrence of a track event over all data, as a local day number. */
+export function firstEventSql(scope: Scope): string {
+  return `SELECT entity, min(first_ts) AS first_ts, min(day) AS first_day
+    FROM (${entityRows(scope, "event_days", `${dayNumber("x.day")} AS day, x.first_ts`, "AND x.type = 'track' AND x.event = $startEvent")})
+    GROUP BY entity`;
+}
