@@ -15,6 +15,8 @@ export interface Config {
   readonly maxQueuedRows: number;
   /** Rows appended in one commit at most. */
   readonly maxCommitRows: number;
+  /** Tracking API requests per second allowed per write key; 0 for no limit. */
+  readonly rateLimit: number;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -24,6 +26,7 @@ export const DEFAULTS = Object.freeze({
   logLevel: "info",
   maxQueuedRows: 100_000,
   maxCommitRows: 20_000,
+  rateLimit: 0,
 });
 
 /** Raised for configuration the user got wrong; the CLI prints its message and exits 2. */
@@ -83,6 +86,10 @@ export function loadConfig(
     secretKey: nonEmpty(env.SOLSTICE_SECRET_KEY),
     maxQueuedRows: parsePositive(env.SOLSTICE_MAX_QUEUED_ROWS, "SOLSTICE_MAX_QUEUED_ROWS", DEFAULTS.maxQueuedRows),
     maxCommitRows: parsePositive(env.SOLSTICE_MAX_COMMIT_ROWS, "SOLSTICE_MAX_COMMIT_ROWS", DEFAULTS.maxCommitRows),
+    rateLimit:
+      env.SOLSTICE_RATE_LIMIT === "0"
+        ? 0
+        : parsePositive(env.SOLSTICE_RATE_LIMIT, "SOLSTICE_RATE_LIMIT", DEFAULTS.rateLimit),
   };
   const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
   if (!levels.includes(config.logLevel)) {

@@ -44,7 +44,18 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
-  registerTrackingRoutes(app, services);
+  app.get("/readyz", async (_request, reply) => {
+    const health = await services.storage.health();
+    return reply
+      .status(health.writable ? 200 : 503)
+      .send({ status: health.writable ? "ready" : "unavailable", ...health });
+  });
+  app.get("/metrics", async (_request, reply) => {
+    const metrics = services.metrics;
+    if (!metrics) return reply.status(404).send(errorBody(404, "not_found", "metrics are not enabled"));
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  await registerTrackingRoutes(app, services);
   registerQueryRoutes(app, services);
   registerEntityRoutes(app, services);
   registerReportRoutes(app, services);

@@ -38,7 +38,9 @@ export function registerReportRoutes(app: FastifyInstance, services: Services): 
     const plan = report.plan(raw, context(workspace));
     const started = performance.now();
     const result = await report.run(services.storage.reports, plan);
-    request.log.debug({ report: name, ms: performance.now() - started }, "report");
+    const ms = performance.now() - started;
+    services.metrics?.reportSeconds.observe({ report: name }, ms / 1000);
+    request.log.debug({ report: name, ms }, "report");
     return sendTable(request, reply, report.csv(result), result);
   }
 

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config/index.js";
 import type { StorageEngine } from "../storage/types.js";
 import type { WorkspaceRegistry } from "../workspaces/registry.js";
+import type { Metrics } from "./metrics.js";
 
 /** What the HTTP app is built from; start-up assembles it, tests may assemble their own. */
 export interface Services {
@@ -9,6 +10,7 @@ export interface Services {
   storage: StorageEngine;
   workspaces: WorkspaceRegistry;
   logger: Logger;
+  metrics?: Metrics;
   /** Server time in ms; a test may fix it. */
   now?: () => number;
 }

@@ -5,6 +5,7 @@ import { createStorage } from "../storage/index.js";
 import type { StorageEngine } from "../storage/types.js";
 import { ensureDefaultWorkspace, WorkspaceRegistry } from "../workspaces/registry.js";
 import { buildApp } from "./app.js";
+import { Metrics } from "./metrics.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -20,14 +21,22 @@ export async function startServer(
   logger: Logger = pino({ level: config.logLevel }),
   options: { now?: () => number } = {},
 ): Promise<RunningServer> {
-  const storage = createStorage(config, { onProgress: (message) => logger.info(message) });
+  let metrics: Metrics | undefined;
+  const storage = createStorage(config, {
+    onProgress: (message) => logger.info(message),
+    onCommit: (info) => {
+      metrics?.commit(info);
+      if (info.error !== undefined) logger.error({ err: info.error, rows: info.rows }, "commit failed");
+    },
+  });
+  metrics = new Metrics(() => storage.queueDepth);
   await storage.open();
   const { workspace, created } = await ensureDefaultWorkspace(storage, {
     writeKey: config.writeKey,
     secretKey: config.secretKey,
   });
   const workspaces = new WorkspaceRegistry(await storage.listWorkspaces());
-  const app = await buildApp({ config, storage, workspaces, logger, ...options });
+  const app = await buildApp({ config, storage, workspaces, logger, metrics, ...options });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;

@@ -1,3 +1,4 @@
+import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { WorkspaceRecord } from "../storage/types.js";
 import { writeKeyCandidates } from "../tracking/auth.js";
@@ -17,16 +18,38 @@ function authenticate(services: Services, request: FastifyRequest, body: unknown
   throw new HttpError(401, "unauthorized", UNAUTHORIZED);
 }
 
+/** The key a request is rate limited by: its write key as sent, else its address. */
+function rateKey(request: FastifyRequest): string {
+  return writeKeyCandidates(request.headers.authorization, request.body)[0] ?? request.ip;
+}
+
 /** The Tracking API: June's and Segment's ingestion routes, and the write key check. */
-export function registerTrackingRoutes(app: FastifyInstance, services: Services): void {
+export async function registerTrackingRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const now = services.now ?? Date.now;
+  const perSecond = services.config.rateLimit;
+  if (perSecond > 0) {
+    await app.register(rateLimit, {
+      global: false,
+      hook: "preHandler",
+      keyGenerator: rateKey,
+      errorResponseBuilder: (_request, context) =>
+        new HttpError(
+          429,
+          "rate_limited",
+          `over ${context.max} requests per second for this write key; retry after ${context.after}`,
+          {},
+          Math.max(1, Math.ceil(context.ttl / 1000)),
+        ),
+    });
+  }
+  const limited = perSecond > 0 ? { config: { rateLimit: { max: perSecond, timeWindow: 1000 } } } : {};
 
   for (const [path, route] of TRACKING_ROUTES) {
     if (route.kind === "telemetry") {
       app.post(path, async () => ({ status: 200, success: true }));
       continue;
     }
-    app.post(path, async (request) => {
+    app.post(path, limited, async (request) => {
       const receivedAt = now();
       const workspace = authenticate(services, request, request.body);
       const plan: IngestPlan =
@@ -36,6 +59,9 @@ export function registerTrackingRoutes(app: FastifyInstance, services: Services)
       const outcomes = await services.storage.write(plan.rows);
       let duplicates = 0;
       for (const outcome of outcomes) if (outcome === "duplicate") duplicates++;
+      services.metrics?.messages.inc({ outcome: "accepted" }, plan.rows.length - duplicates);
+      services.metrics?.messages.inc({ outcome: "duplicate" }, duplicates);
+      services.metrics?.messages.inc({ outcome: "rejected" }, plan.errors.length);
       return {
         status: 200,
         success: true,

@@ -150,6 +150,8 @@ export interface StorageEngine {
   savedReports(workspaceId: string): Promise<SavedReport[]>;
   /** Deletes a saved report; false when there was none with that id. */
   deleteSavedReport(workspaceId: string, id: string): Promise<boolean>;
+  /** Whether writes can succeed now: the last commit did not fail and the disk has room. */
+  health(): Promise<{ writable: boolean; reason?: string; freeBytes?: number }>;
   /** Rows accepted by write() and not yet committed. */
   readonly queueDepth: number;
   /** Flushes what is queued, then closes. No call is accepted afterwards. */

@@ -20,11 +20,25 @@ const COMPACTIONS = {
     "QUALIFY row_number() OVER (PARTITION BY workspace_id, entity_kind, entity_id, key ORDER BY timestamp DESC, received_at DESC, message_id DESC) = 1",
 } as const;
 
+/** Tables summed per key: the key columns, then the aggregates, in the table's column order. */
 const SUMMED = {
-  actor_summary: "workspace_id, actor_kind, actor_id, context_group_id",
-  activity_days: "workspace_id, actor_kind, actor_id, context_group_id, day",
-  event_days: "workspace_id, actor_kind, actor_id, context_group_id, day, type, event",
+  actor_summary: [
+    "workspace_id, actor_kind, actor_id, context_group_id",
+    "sum(events)::BIGINT, min(first_ts), max(last_ts)",
+  ],
+  activity_days: [
+    "workspace_id, actor_kind, actor_id, context_group_id, day",
+    "sum(events)::BIGINT, min(first_ts), max(last_ts)",
+  ],
+  event_days: [
+    "workspace_id, actor_kind, actor_id, context_group_id, day, type, event",
+    "sum(events)::BIGINT, min(first_ts), max(last_ts)",
+  ],
+  workspace_counters: ["workspace_id", "sum(messages)::BIGINT, sum(events)::BIGINT, sum(duplicates)::BIGINT"],
 } as const;
+
+/** The day tables are compacted only for the days that gained rows; the others whole. */
+const DAY_TABLES: readonly Table[] = ["activity_days", "event_days"];
 
 type Table = keyof typeof COMPACTIONS | keyof typeof SUMMED;
 
@@ -38,6 +52,8 @@ const MIN_COMPACTION_ROWS = 20_000;
 export class DerivedTables {
   private appenders = new Map<Table, DuckDBAppender>();
   private appended = new Map<Table, number>();
+  /** Appenders holding rows not yet flushed: flushing an empty appender still costs a round trip. */
+  private dirty = new Set<Table>();
   private sizes = new Map<Table, number>();
   /** Days that gained activity rows since the last compaction of the day tables. */
   private touchedDays = new Set<number>();
@@ -142,12 +158,26 @@ export class DerivedTables {
   }
 
   private count(table: Table, rows: number): void {
+    if (rows === 0) return;
     this.appended.set(table, (this.appended.get(table) ?? 0) + rows);
+    this.dirty.add(table);
   }
 
-  /** Flushes the appenders into the current transaction. */
+  /** Appends one commit's change to a workspace's counts. */
+  appendCounters(workspaceId: string, messages: number, events: number, duplicates: number): void {
+    const a = this.appender("workspace_counters");
+    a.appendVarchar(workspaceId);
+    a.appendBigInt(BigInt(messages));
+    a.appendBigInt(BigInt(events));
+    a.appendBigInt(BigInt(duplicates));
+    a.endRow();
+    this.count("workspace_counters", 1);
+  }
+
+  /** Flushes the appenders that hold rows into the current transaction. */
   flush(): void {
-    for (const a of this.appenders.values()) a.flushSync();
+    for (const table of this.dirty) this.appender(table).flushSync();
+    this.dirty.clear();
   }
 
   /** Drops what the appenders hold (after a failed commit) and starts from fresh appenders. */
@@ -161,6 +191,7 @@ export class DerivedTables {
       }
       this.appenders.set(table, await this.connection.createAppender(table));
     }
+    this.dirty.clear();
   }
 
   closeSync(): void {
@@ -185,27 +216,18 @@ export class DerivedTables {
       if (!all && (this.appended.get(table) ?? 0) < MIN_COMPACTION_ROWS) continue;
       await this.rewrite(table, `SELECT * FROM ${table} ${rule}`, "");
     }
-    if (all || (this.appended.get("actor_summary") ?? 0) >= MIN_COMPACTION_ROWS) {
-      const key = SUMMED.actor_summary;
-      await this.rewrite(
-        "actor_summary",
-        `SELECT ${key}, sum(events)::BIGINT, min(first_ts), max(last_ts) FROM actor_summary GROUP BY ${key}`,
-        "",
-      );
-    }
-    const days = all ? null : [...this.touchedDays];
-    if (days === null || days.length > 0) {
-      const where = days === null ? "" : `WHERE day IN (${days.map((d) => `DATE '1970-01-01' + ${d}`).join(", ")})`;
-      for (const table of ["activity_days", "event_days"] as const) {
-        const key = SUMMED[table];
-        await this.rewrite(
-          table,
-          `SELECT ${key}, sum(events)::BIGINT, min(first_ts), max(last_ts) FROM ${table} ${where} GROUP BY ${key}`,
-          where,
-        );
+    const days = [...this.touchedDays];
+    for (const [table, [key, aggregates]] of Object.entries(SUMMED) as [Table, readonly [string, string]][]) {
+      let where = "";
+      if (DAY_TABLES.includes(table)) {
+        if (!all && days.length === 0) continue;
+        if (!all) where = `WHERE day IN (${days.map((d) => `DATE '1970-01-01' + ${d}`).join(", ")})`;
+      } else if (!all && (this.appended.get(table) ?? 0) < MIN_COMPACTION_ROWS) {
+        continue;
       }
-      this.touchedDays.clear();
+      await this.rewrite(table, `SELECT ${key}, ${aggregates} FROM ${table} ${where} GROUP BY ${key}`, where);
     }
+    this.touchedDays.clear();
   }
 
   private async rewrite(table: Table, select: string, where: string): Promise<void> {

@@ -35,6 +35,9 @@ export interface DuckDBEngineOptions extends WriterOptions {
   onProgress?: (message: string) => void;
 }
 
+/** Below this much free disk space the engine reports itself not ready. */
+const MIN_FREE_BYTES = 64 * 1024 * 1024;
+
 /** The database file inside the data directory. */
 export const DATABASE_FILE = "solstice.duckdb";
 
@@ -74,6 +77,19 @@ export class DuckDBEngine implements StorageEngine {
     });
   }
 
+  async health(): Promise<{ writable: boolean; reason?: string; freeBytes?: number }> {
+    const writer = this.writer;
+    if (!writer) return { writable: false, reason: "storage is closed" };
+    if (writer.lastError !== null) {
+      const message = writer.lastError instanceof Error ? writer.lastError.message : String(writer.lastError);
+      return { writable: false, reason: `the last commit failed: ${message}` };
+    }
+    const stats = await fs.promises.statfs(this.options.dataDir);
+    const freeBytes = stats.bavail * stats.bsize;
+    if (freeBytes < MIN_FREE_BYTES) return { writable: false, reason: "the disk is almost full", freeBytes };
+    return { writable: true, freeBytes };
+  }
+
   get queueDepth(): number {
     return this.writer?.depth ?? 0;
   }
@@ -110,7 +126,7 @@ export class DuckDBEngine implements StorageEngine {
   stats(workspaceId: string): Promise<WorkspaceStats> {
     return wrap("read stats", async () => {
       const result = await this.connection().runAndReadAll(
-        "SELECT messages, events, duplicates FROM workspace_counters WHERE workspace_id = $1",
+        "SELECT sum(messages), sum(events), sum(duplicates) FROM workspace_counters WHERE workspace_id = $1",
         [workspaceId],
       );
       const row = result.getRows()[0];

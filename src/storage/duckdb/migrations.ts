@@ -137,6 +137,15 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       );
     `,
   },
+  {
+    version: 4,
+    description: "workspace counters kept as appended changes",
+    sql: `
+      CREATE TABLE counter_changes AS SELECT workspace_id, messages, events, duplicates FROM workspace_counters;
+      DROP TABLE workspace_counters;
+      ALTER TABLE counter_changes RENAME TO workspace_counters;
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions applied now. */

@@ -15,7 +15,8 @@ export const dayNumber = (column: string) => `(${column} - DATE '1970-01-01')`;
 export function periodSql(interval: Interval, day: string): string {
   if (interval === "day") return `(${day})`;
   if (interval === "week") return `floor((${day} + 3) / 7)::INTEGER`;
-  return `(year(DATE '1970-01-01' + ${day}) * 12 + month(DATE '1970-01-01' + ${day}) - 1)`;
+  // Day numbers are often BIGINT (a DATE difference), and DuckDB adds only an INTEGER to a DATE.
+  return `(year(DATE '1970-01-01' + (${day})::INTEGER) * 12 + month(DATE '1970-01-01' + (${day})::INTEGER) - 1)`;
 }
 
 /** The user an actor row resolves to: its userId, or the user its anonymousId is linked to. */

@@ -1,9 +1,4 @@
-import {
-  type DuckDBAppender,
-  type DuckDBConnection,
-  type DuckDBPreparedStatement,
-  DuckDBTimestampTZValue,
-} from "@duckdb/node-api";
+import { type DuckDBAppender, type DuckDBConnection, DuckDBTimestampTZValue } from "@duckdb/node-api";
 import { type ActivitySettings, deriveDeltas } from "../../identity/deltas.js";
 import { HashSet128 } from "../dedup/hash-set.js";
 import type { MessageHash } from "../dedup/message-hash.js";
@@ -45,8 +40,9 @@ export class GroupCommitWriter {
   private closed = false;
   private messages!: DuckDBAppender;
   private hashesOut!: DuckDBAppender;
-  private bumpCounters!: DuckDBPreparedStatement;
   onCommit: CommitListener | null = null;
+  /** The error of the last commit, cleared by the next one that succeeds. */
+  lastError: unknown = null;
 
   private readonly derived: DerivedTables;
 
@@ -63,11 +59,6 @@ export class GroupCommitWriter {
     await this.derived.open();
     this.messages = await this.connection.createAppender("messages");
     this.hashesOut = await this.connection.createAppender("message_hashes");
-    this.bumpCounters = await this.connection.prepare(
-      `INSERT INTO workspace_counters VALUES ($1, $2, $3, $4)
-       ON CONFLICT (workspace_id) DO UPDATE SET messages = messages + excluded.messages,
-         events = events + excluded.events, duplicates = duplicates + excluded.duplicates`,
-    );
   }
 
   get depth(): number {
@@ -94,7 +85,6 @@ export class GroupCommitWriter {
     this.messages?.closeSync();
     this.hashesOut?.closeSync();
     this.derived.closeSync();
-    this.bumpCounters?.destroySync();
   }
 
   /**
@@ -179,23 +169,23 @@ export class GroupCommitWriter {
         outcomes.push(out);
       }
       this.derived.append(deriveDeltas(storedRows, this.settingsOf));
-      this.messages.flushSync();
-      this.hashesOut.flushSync();
-      this.derived.flush();
-      for (const [workspaceId, [messages, events, duplicates]] of counters) {
-        this.bumpCounters.bindVarchar(1, workspaceId);
-        this.bumpCounters.bindBigInt(2, BigInt(messages));
-        this.bumpCounters.bindBigInt(3, BigInt(events));
-        this.bumpCounters.bindBigInt(4, BigInt(duplicates));
-        await this.bumpCounters.run();
+      if (storedRows.length > 0) {
+        this.messages.flushSync();
+        this.hashesOut.flushSync();
       }
+      for (const [workspaceId, [messages, events, duplicates]] of counters) {
+        this.derived.appendCounters(workspaceId, messages, events, duplicates);
+      }
+      this.derived.flush();
       await this.connection.run("COMMIT");
     } catch (err) {
+      this.lastError = err;
       for (const job of jobs) job.reject(err);
       this.onCommit?.({ rows, stored: 0, ms: performance.now() - started, error: err });
       await this.recover();
       return;
     }
+    this.lastError = null;
     inGroup.forEach((h0, h1, h2, h3) => {
       this.seen.add(h0, h1, h2, h3);
     });

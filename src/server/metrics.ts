@@ -1,0 +1,64 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** What `GET /metrics` exposes, in Prometheus' text format. One registry per server. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly messages = new Counter({
+    name: "solstice_messages_total",
+    help: "Messages received by the Tracking API, by outcome: accepted (stored now), duplicate, rejected.",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly stored = new Counter({
+    name: "solstice_messages_stored_total",
+    help: "Messages committed to storage.",
+    registers: [this.registry],
+  });
+  readonly commitFailures = new Counter({
+    name: "solstice_commit_failures_total",
+    help: "Group commits that failed; their requests were answered 503.",
+    registers: [this.registry],
+  });
+  readonly commitSeconds = new Histogram({
+    name: "solstice_commit_duration_seconds",
+    help: "Time to append and commit (fsync) one group of messages.",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly commitRows = new Histogram({
+    name: "solstice_commit_rows",
+    help: "Messages per group commit.",
+    buckets: [1, 10, 100, 1000, 5000, 10000, 20000],
+    registers: [this.registry],
+  });
+  readonly reportSeconds = new Histogram({
+    name: "solstice_report_duration_seconds",
+    help: "Time to compute a report, by report.",
+    labelNames: ["report"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly queueDepth: Gauge;
+
+  constructor(queueDepth: () => number) {
+    this.queueDepth = new Gauge({
+      name: "solstice_writer_queue_depth",
+      help: "Messages accepted and waiting for the writer.",
+      registers: [this.registry],
+      collect() {
+        this.set(queueDepth());
+      },
+    });
+  }
+
+  /** Records one group commit, as the storage engine reports it. */
+  commit(info: { rows: number; stored: number; ms: number; error?: unknown }): void {
+    if (info.error !== undefined) {
+      this.commitFailures.inc();
+      return;
+    }
+    this.stored.inc(info.stored);
+    this.commitSeconds.observe(info.ms / 1000);
+    this.commitRows.observe(info.rows);
+  }
+}
