@@ -1,9 +1,12 @@
 #!/usr/bin/env node
+import fs from "node:fs";
+import nodePath from "node:path";
 import { COMMON_OPTIONS, ConfigError, loadConfig, parseFlags, SERVE_OPTIONS } from "../config/index.js";
+import { loadAdminToken } from "../server/admin-token.js";
 import { startServer } from "../server/start.js";
 import { createStorage } from "../storage/index.js";
 import type { StorageEngine, WorkspaceRecord } from "../storage/types.js";
-import { createWorkspace, ensureDefaultWorkspace } from "../workspaces/registry.js";
+import { createWorkspace, ensureDefaultWorkspace, rotateKeys } from "../workspaces/registry.js";
 
 const HELP = `Solstice: self-hosted product analytics for B2B SaaS.
 
@@ -14,6 +17,12 @@ Usage:
       List the workspaces and their keys.
   solstice workspace create NAME [--data DIR]
       Create a workspace with new keys and print them.
+  solstice workspace rotate-keys NAME [--grace-hours H] [--data DIR]
+      Give a workspace new keys. The old write key keeps working for H hours (default 168, a week);
+      the old secret key stops at once. (A running server does the same: POST /api/v1/workspace/rotate-keys.)
+  solstice backup PATH [--data DIR] [--port N]
+      Write a consistent copy of the database to PATH (a new file). Works while the server runs: the
+      command asks it, with the admin token kept in the data directory.
 
 Options:
   -p, --port N      port to listen on (env SOLSTICE_PORT or PORT; default 8787)
@@ -27,6 +36,7 @@ Environment:
   SOLSTICE_MAX_QUEUED_ROWS                  messages waiting for the writer before ingestion answers 503 (100000)
 
 The workspace commands open the database directly: stop the server first.
+The copy from backup opens as it is: solstice serve --data DIR, with PATH moved to DIR/solstice.duckdb.
 `;
 
 function printKeys(workspace: WorkspaceRecord): void {
@@ -92,6 +102,24 @@ async function workspace(args: string[]): Promise<void> {
     });
     return;
   }
+  if (sub === "rotate-keys") {
+    if (!name || rest.length > 0) throw new ConfigError("usage: solstice workspace rotate-keys NAME [--grace-hours H]");
+    const hours = values["grace-hours"] === undefined ? 24 * 7 : Number(values["grace-hours"]);
+    if (!Number.isFinite(hours) || hours < 0)
+      throw new ConfigError("--grace-hours must be a number of hours, 0 or more");
+    await withStorage(values.data, async (storage) => {
+      const workspace = (await storage.listWorkspaces()).find((w) => w.name === name);
+      if (!workspace) throw new ConfigError(`no workspace named "${name}"`);
+      const { workspace: rotated, oldWriteKeyExpiresAt } = await rotateKeys(storage, workspace, hours * 3600_000);
+      printKeys(rotated);
+      process.stdout.write(
+        oldWriteKeyExpiresAt === null
+          ? "  the old write key no longer works\n"
+          : `  the old write key works until ${new Date(oldWriteKeyExpiresAt).toISOString()}\n`,
+      );
+    });
+    return;
+  }
   if (sub === "create") {
     if (!name || rest.length > 0) throw new ConfigError("usage: solstice workspace create NAME");
     await withStorage(values.data, async (storage) => {
@@ -105,6 +133,47 @@ async function workspace(args: string[]): Promise<void> {
   throw new ConfigError(`unknown workspace command "${sub}"; try solstice --help`);
 }
 
+async function backup(args: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(args, { ...COMMON_OPTIONS, port: { type: "string", short: "p" } });
+  if (values.help) return void process.stdout.write(HELP);
+  const [target, ...rest] = positionals;
+  if (!target || rest.length > 0) throw new ConfigError("usage: solstice backup PATH [--data DIR] [--port N]");
+  const config = loadConfig({ data: values.data, port: values.port }, process.env);
+  const path = nodePath.resolve(target);
+  if (fs.existsSync(path)) throw new ConfigError(`${path} already exists; the backup writes a new file`);
+  const storage = createStorage(config);
+  let opened = false;
+  try {
+    await storage.open();
+    opened = true;
+  } catch (err) {
+    if (!/lock/i.test((err as Error).message)) throw err;
+  }
+  const started = Date.now();
+  if (opened) {
+    try {
+      await storage.backup(path);
+    } finally {
+      await storage.close();
+    }
+  } else {
+    process.stdout.write(`the database is in use; asking the server on port ${config.port}\n`);
+    const token = loadAdminToken(config.dataDir);
+    const res = await fetch(`http://127.0.0.1:${config.port}/admin/backup`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ path }),
+    }).catch((err: Error) => {
+      throw new ConfigError(`the database is locked, and no server answers on port ${config.port}: ${err.message}`);
+    });
+    if (res.status !== 200) throw new ConfigError(`the server refused the backup: ${await res.text()}`);
+  }
+  const size = fs.statSync(path).size;
+  process.stdout.write(
+    `backup written to ${path} (${(size / 1048576).toFixed(1)} MiB) in ${Date.now() - started} ms\n`,
+  );
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   switch (command) {
@@ -112,6 +181,8 @@ async function main(argv: string[]): Promise<void> {
       return serve(args);
     case "workspace":
       return workspace(args);
+    case "backup":
+      return backup(args);
     case undefined:
     case "help":
     case "--help":

@@ -57,6 +57,7 @@ function nonEmpty(value: string | undefined): string | undefined {
 export const COMMON_OPTIONS = {
   data: { type: "string", short: "d" },
   help: { type: "boolean", short: "h" },
+  "grace-hours": { type: "string" },
 } as const;
 
 /** Options of `solstice serve`. */

@@ -1,5 +1,6 @@
 import cors from "@fastify/cors";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import { registerAdminRoutes } from "./admin-routes.js";
 import { registerBodyParsing } from "./body.js";
 import { registerEntityRoutes } from "./entity-routes.js";
 import { errorBody, handleError } from "./errors.js";
@@ -59,5 +60,6 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
   registerQueryRoutes(app, services);
   registerEntityRoutes(app, services);
   registerReportRoutes(app, services);
+  registerAdminRoutes(app, services);
   return app;
 }

@@ -4,7 +4,9 @@ import type { Config } from "../config/index.js";
 import { createStorage } from "../storage/index.js";
 import type { StorageEngine } from "../storage/types.js";
 import { ensureDefaultWorkspace, WorkspaceRegistry } from "../workspaces/registry.js";
+import { loadAdminToken } from "./admin-token.js";
 import { buildApp } from "./app.js";
+import { DeletionRunner } from "./deletions.js";
 import { Metrics } from "./metrics.js";
 
 export interface RunningServer {
@@ -35,8 +37,13 @@ export async function startServer(
     writeKey: config.writeKey,
     secretKey: config.secretKey,
   });
-  const workspaces = new WorkspaceRegistry(await storage.listWorkspaces());
-  const app = await buildApp({ config, storage, workspaces, logger, metrics, ...options });
+  const now = options.now ?? Date.now;
+  const all = await storage.listWorkspaces();
+  const workspaces = new WorkspaceRegistry(all, await storage.retiredWriteKeys(now()), now);
+  const deletions = new DeletionRunner(storage, logger);
+  await deletions.resume(all.map((w) => w.id));
+  const adminToken = loadAdminToken(config.dataDir);
+  const app = await buildApp({ config, storage, workspaces, logger, metrics, deletions, adminToken, ...options });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
@@ -51,6 +58,7 @@ export async function startServer(
     url,
     async close() {
       await app.close();
+      await deletions.idle();
       await storage.close();
     },
   };

@@ -104,6 +104,29 @@ export interface WorkspaceStats {
   duplicates: number;
 }
 
+/** A write key replaced by a rotation, still accepted until it expires. */
+export interface RetiredWriteKey {
+  workspaceId: string;
+  writeKey: string;
+  /** ms since the epoch. */
+  expiresAt: number;
+}
+
+export const DELETION_STATES = ["requested", "started", "finished"] as const;
+export type DeletionState = (typeof DELETION_STATES)[number];
+
+/** A request to erase a user: their messages, traits, identity links and memberships. */
+export interface DeletionRequest {
+  id: string;
+  userId: string;
+  state: DeletionState;
+  requestedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Messages erased, once finished. */
+  messagesDeleted: number | null;
+}
+
 export interface WorkspaceRecord {
   id: string;
   name: string;
@@ -138,6 +161,27 @@ export interface StorageEngine {
   listWorkspaces(): Promise<WorkspaceRecord[]>;
   createWorkspace(workspace: WorkspaceRecord): Promise<void>;
   setWorkspaceKeys(workspaceId: string, writeKey: string, secretKey: string): Promise<void>;
+  /** Replaces a workspace's keys; the old write key stays valid until `retireUntil` (ms), if given. */
+  rotateKeys(
+    workspace: WorkspaceRecord,
+    writeKey: string,
+    secretKey: string,
+    retireUntil: number | null,
+  ): Promise<void>;
+  /** Write keys replaced by rotations and not yet expired at `now`. */
+  retiredWriteKeys(now: number): Promise<RetiredWriteKey[]>;
+  /** Records a deletion request in state "requested". */
+  requestDeletion(workspaceId: string, request: DeletionRequest): Promise<void>;
+  deletionRequests(workspaceId: string, state?: DeletionState): Promise<DeletionRequest[]>;
+  /**
+   * Carries out a deletion request: marks it started, erases the user's messages (and those sent
+   * under anonymousIds linked to the user), traits, links, memberships and activity in one
+   * transaction, and marks it finished. Their messageIds stay known, so a client's retry does not
+   * bring a deleted message back.
+   */
+  runDeletion(workspaceId: string, requestId: string): Promise<DeletionRequest>;
+  /** Writes a consistent copy of the whole database to `path`, a new file that DuckDB opens as it is. */
+  backup(path: string): Promise<void>;
   /** The report queries. */
   readonly reports: ReportEngine;
   settings(workspaceId: string): WorkspaceSettings;

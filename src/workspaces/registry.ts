@@ -1,5 +1,8 @@
 import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
-import type { StorageEngine, WorkspaceRecord } from "../storage/types.js";
+import type { RetiredWriteKey, StorageEngine, WorkspaceRecord } from "../storage/types.js";
+
+/** How long a write key replaced by a rotation keeps working: SDKs in shipped apps and pages need time to update. */
+export const WRITE_KEY_GRACE_MS = 7 * 24 * 3600_000;
 
 /** The name of the workspace that exists from the first start. */
 export const DEFAULT_WORKSPACE = "default";
@@ -24,20 +27,42 @@ function sameKey(a: string, b: string): boolean {
 export class WorkspaceRegistry {
   private byWriteKey = new Map<string, WorkspaceRecord>();
   private bySecretKey = new Map<string, WorkspaceRecord>();
+  private byId = new Map<string, WorkspaceRecord>();
+  /** Write keys replaced by a rotation: still accepted until they expire. */
+  private retired = new Map<string, { workspaceId: string; expiresAt: number }>();
 
-  constructor(workspaces: readonly WorkspaceRecord[]) {
+  constructor(
+    workspaces: readonly WorkspaceRecord[],
+    retired: readonly RetiredWriteKey[] = [],
+    private readonly now: () => number = Date.now,
+  ) {
     for (const w of workspaces) this.add(w);
+    for (const r of retired) this.retired.set(r.writeKey, { workspaceId: r.workspaceId, expiresAt: r.expiresAt });
   }
 
   add(workspace: WorkspaceRecord): void {
+    const previous = this.byId.get(workspace.id);
+    if (previous) {
+      this.byWriteKey.delete(previous.writeKey);
+      this.bySecretKey.delete(previous.secretKey);
+    }
+    this.byId.set(workspace.id, workspace);
     this.byWriteKey.set(workspace.writeKey, workspace);
     this.bySecretKey.set(workspace.secretKey, workspace);
   }
 
-  /** The workspace a write key belongs to, if any. */
+  /** Keeps accepting a replaced write key until `expiresAt` (ms). */
+  retire(workspaceId: string, writeKey: string, expiresAt: number): void {
+    this.retired.set(writeKey, { workspaceId, expiresAt });
+  }
+
+  /** The workspace a write key belongs to, if any: a current key, or a retired one in its grace period. */
   byWrite(key: string): WorkspaceRecord | undefined {
     const found = this.byWriteKey.get(key);
-    return found && sameKey(found.writeKey, key) ? found : undefined;
+    if (found) return sameKey(found.writeKey, key) ? found : undefined;
+    const retired = this.retired.get(key);
+    if (!retired || retired.expiresAt <= this.now()) return undefined;
+    return this.byId.get(retired.workspaceId);
   }
 
   /** The workspace a secret key belongs to, if any. */
@@ -82,4 +107,20 @@ export async function ensureDefaultWorkspace(
     return { workspace: { ...existing, writeKey, secretKey }, created: false };
   }
   return { workspace: await createWorkspace(storage, DEFAULT_WORKSPACE, keys), created: true };
+}
+
+/**
+ * Gives a workspace new keys. The old write key keeps working for `graceMs` (it is in pages and apps
+ * that take time to redeploy); the old secret key stops working at once.
+ */
+export async function rotateKeys(
+  storage: StorageEngine,
+  workspace: WorkspaceRecord,
+  graceMs: number = WRITE_KEY_GRACE_MS,
+  now: number = Date.now(),
+): Promise<{ workspace: WorkspaceRecord; oldWriteKeyExpiresAt: number | null }> {
+  const rotated = { ...workspace, writeKey: generateKey("wk"), secretKey: generateKey("sk") };
+  const expiresAt = graceMs > 0 ? now + graceMs : null;
+  await storage.rotateKeys(workspace, rotated.writeKey, rotated.secretKey, expiresAt);
+  return { workspace: rotated, oldWriteKeyExpiresAt: expiresAt };
 }

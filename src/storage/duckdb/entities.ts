@@ -21,7 +21,11 @@ export const IDENTITY_CTES = `
       m.timestamp AS joined_at, m.message_id
     FROM memberships m LEFT JOIN links l ON m.actor_kind = 'anon' AND l.anonymous_id = m.actor_id
     WHERE m.workspace_id = $ws AND (m.actor_kind = 'user' OR l.user_id IS NOT NULL)
-    QUALIFY row_number() OVER (PARTITION BY m.group_id, user_id ORDER BY m.timestamp, m.received_at, m.message_id) = 1
+    -- Spelled out: a bare user_id here would name l.user_id (NULL for a userId actor), not the alias.
+    QUALIFY row_number() OVER (
+      PARTITION BY m.group_id, CASE WHEN m.actor_kind = 'user' THEN m.actor_id ELSE l.user_id END
+      ORDER BY m.timestamp, m.received_at, m.message_id
+    ) = 1
   )`;
 
 /** The anonymousIds whose first link is to $userId. */

@@ -146,6 +146,27 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       ALTER TABLE counter_changes RENAME TO workspace_counters;
     `,
   },
+  {
+    version: 5,
+    description: "retired write keys and deletion requests",
+    sql: `
+      CREATE TABLE retired_write_keys (
+        workspace_id VARCHAR NOT NULL,
+        write_key VARCHAR NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+      );
+      CREATE TABLE deletion_requests (
+        id VARCHAR NOT NULL,
+        workspace_id VARCHAR NOT NULL,
+        user_id VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        requested_at TIMESTAMPTZ NOT NULL,
+        started_at TIMESTAMPTZ,
+        finished_at TIMESTAMPTZ,
+        messages_deleted BIGINT
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions applied now. */

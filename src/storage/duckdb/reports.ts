@@ -135,7 +135,7 @@ export class DuckDBReports implements ReportEngine {
       back AS (
         SELECT DISTINCT r.entity, c.cohort, ${p("r.day")} - c.cohort AS k
         FROM (${returns}) r JOIN cohort c USING (entity)
-        WHERE ${p("r.day")} - c.cohort BETWEEN 1 AND $lastOffset
+        WHERE ${p("r.day")} - c.cohort >= 1
       )`;
     const sizes = await this.rows(
       `${offsetsSql} SELECT cohort, count(*) AS size FROM cohort GROUP BY cohort ORDER BY cohort`,
@@ -143,8 +143,9 @@ export class DuckDBReports implements ReportEngine {
     );
     const counts = await this.rows(
       plan.mode === "bounded"
-        ? `${offsetsSql} SELECT cohort, k, count(*) AS n FROM back GROUP BY cohort, k`
-        : `${offsetsSql} SELECT cohort, k, count(*) AS n FROM (SELECT entity, cohort, max(k) AS k FROM back GROUP BY entity, cohort) GROUP BY cohort, k`,
+        ? `${offsetsSql} SELECT cohort, k, count(*) AS n FROM back WHERE k <= $lastOffset GROUP BY cohort, k`
+        : // A return after the last offset shown still counts for every offset (any later period does).
+          `${offsetsSql} SELECT cohort, k, count(*) AS n FROM (SELECT entity, cohort, least(max(k), $lastOffset) AS k FROM back GROUP BY entity, cohort) GROUP BY cohort, k`,
       params,
     );
     const byCohort = new Map<number, number[]>();
@@ -182,10 +183,11 @@ export class DuckDBReports implements ReportEngine {
     const chain: string[] = [];
     for (let k = 1; k < plan.steps.length; k++) {
       const usedBefore = plan.steps.slice(0, k).lastIndexOf(plan.steps[k] as string);
+      // DuckDB's greatest() skips NULLs: when step k−1 was not reached, the bound must stay NULL.
       const bound =
         usedBefore === -1
           ? `(epoch_ms(s.t${k - 1}) * 1048576)`
-          : `greatest(epoch_ms(s.t${k - 1}) * 1048576, s.o${usedBefore} + 1)`;
+          : `CASE WHEN s.t${k - 1} IS NOT NULL THEN greatest(epoch_ms(s.t${k - 1}) * 1048576, s.o${usedBefore} + 1) END`;
       chain.push(`s${k} AS (
         SELECT s.*, CASE WHEN e.ts <= s.t0 + to_seconds($window) THEN e.ts END AS t${k},
           CASE WHEN e.ts <= s.t0 + to_seconds($window) THEN e.ord END AS o${k}
