@@ -206,10 +206,15 @@ export const activation: Report<ActivationPlan, unknown> = {
     }
     const milestones = list.map((m, i) => {
       if (typeof m !== "object" || m === null) throw new ParameterError(`milestones/${i}`, "must be {event, minCount}");
-      const item = m as RawParams;
+      // Keyed by their path in the body, so that an error names the milestone, not a bare "event".
+      const at = `milestones/${i}`;
+      const item: RawParams = {
+        [`${at}/event`]: (m as RawParams).event,
+        [`${at}/minCount`]: (m as RawParams).minCount,
+      };
       return {
-        event: eventName(item, "event", true) as string,
-        minCount: integer(item, "minCount", 1, 1, 1_000_000),
+        event: eventName(item, `${at}/event`, true) as string,
+        minCount: integer(item, `${at}/minCount`, 1, 1, 1_000_000),
       };
     });
     const { from, to } = range(raw);

@@ -296,6 +296,7 @@ export class DuckDBReports implements ReportEngine {
       })
       .join(" UNION ALL ");
     const names = plan.milestones.map((_, i) => `$me${i}`).join(", ");
+    // endMs is the first instant of the day after `to`: a milestone at that instant is already after `to`.
     const found = await this.rows(
       `WITH ${IDENTITY_CTES},
        cohort AS (
@@ -306,7 +307,7 @@ export class DuckDBReports implements ReportEngine {
        occ AS (
          SELECT r.entity, r.event, r.ts,
            row_number() OVER (PARTITION BY r.entity, r.event ORDER BY r.ts, r.message_id) AS n
-         FROM (${messageRows(plan, "x.timestamp AS ts, x.event, x.message_id", `AND x.type = 'track' AND x.event IN (${names}) AND epoch_ms(x.timestamp) <= $endMs`)}) r
+         FROM (${messageRows(plan, "x.timestamp AS ts, x.event, x.message_id", `AND x.type = 'track' AND x.event IN (${names}) AND epoch_ms(x.timestamp) < $endMs`)}) r
          JOIN cohort c USING (entity)
          WHERE r.ts >= c.first_ts AND r.ts <= c.first_ts + to_seconds($window)
        ),
