@@ -17,6 +17,8 @@ export interface Config {
   readonly maxCommitRows: number;
   /** Tracking API requests per second allowed per write key; 0 for no limit. */
   readonly rateLimit: number;
+  /** Milliseconds a client has to send a whole request, headers and body, before it is answered 408. */
+  readonly requestTimeoutMs: number;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -27,6 +29,7 @@ export const DEFAULTS = Object.freeze({
   maxQueuedRows: 100_000,
   maxCommitRows: 20_000,
   rateLimit: 0,
+  requestTimeoutMs: 30_000,
 });
 
 /** Raised for configuration the user got wrong; the CLI prints its message and exits 2. */
@@ -91,6 +94,11 @@ export function loadConfig(
       env.SOLSTICE_RATE_LIMIT === "0"
         ? 0
         : parsePositive(env.SOLSTICE_RATE_LIMIT, "SOLSTICE_RATE_LIMIT", DEFAULTS.rateLimit),
+    requestTimeoutMs: parsePositive(
+      env.SOLSTICE_REQUEST_TIMEOUT_MS,
+      "SOLSTICE_REQUEST_TIMEOUT_MS",
+      DEFAULTS.requestTimeoutMs,
+    ),
   };
   const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
   if (!levels.includes(config.logLevel)) {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { DELETION_STATES, type DeletionState } from "../storage/types.js";
 import { bearerToken } from "../tracking/auth.js";
+import { unpairedSurrogate } from "../tracking/normalize.js";
 import { rotateKeys } from "../workspaces/registry.js";
 import { sameSecret } from "./admin-token.js";
 import { HttpError } from "./errors.js";
@@ -43,6 +44,9 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
     if (typeof userId !== "string" || userId === "") {
       throw new HttpError(400, "invalid_parameter", "userId: required, a non-empty string");
     }
+    // Stored, an unpaired surrogate would become U+FFFD: the request would be for someone else's data.
+    const unpaired = unpairedSurrogate(userId, "userId");
+    if (unpaired) throw new HttpError(400, "invalid_parameter", unpaired);
     const deletion = {
       id: randomUUID(),
       userId,

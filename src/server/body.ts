@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import zlib from "node:zlib";
 import type { FastifyInstance } from "fastify";
 import { LIMITS, nestsDeeperThan } from "../tracking/limits.js";
@@ -51,6 +52,11 @@ export function registerBodyParsing(app: FastifyInstance): void {
     }
     if (nestsDeeperThan(bytes, LIMITS.depth)) {
       done(new HttpError(400, "too_deep", `JSON nests deeper than the limit of ${LIMITS.depth} levels`), undefined);
+      return;
+    }
+    // Decoding would turn bytes that are not UTF-8 into U+FFFD, silently altering ids and merging distinct ones.
+    if (!isUtf8(bytes)) {
+      done(new HttpError(400, "invalid_json", "request body is not valid UTF-8"), undefined);
       return;
     }
     try {

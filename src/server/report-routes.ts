@@ -3,8 +3,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isTimeZone } from "../identity/days.js";
 import { REPORTS } from "../reports/definitions.js";
 import type { RawParams } from "../reports/params.js";
-import type { ReportContext } from "../reports/report.js";
+import type { Report, ReportContext } from "../reports/report.js";
 import type { WorkspaceRecord } from "../storage/types.js";
+import { unpairedSurrogate } from "../tracking/normalize.js";
 import { sendTable } from "./csv.js";
 import { HttpError } from "./errors.js";
 import { authenticateSecret } from "./query-routes.js";
@@ -14,7 +15,15 @@ function object(body: unknown, what: string): RawParams {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new HttpError(400, "invalid_request", `${what} must be a JSON object`);
   }
+  // The database can neither store nor parse back text that is not well-formed Unicode.
+  const unpaired = unpairedSurrogate(body, "");
+  if (unpaired) throw new HttpError(400, "invalid_parameter", unpaired);
   return body as RawParams;
+}
+
+/** A report by name: only the table's own entries, not what every object inherits (constructor, toString). */
+function reportNamed(name: string): Report | undefined {
+  return Object.hasOwn(REPORTS, name) ? REPORTS[name] : undefined;
 }
 
 /** Reports, their saved parameters, and the workspace settings they depend on. */
@@ -32,7 +41,7 @@ export function registerReportRoutes(app: FastifyInstance, services: Services): 
     name: string,
     raw: RawParams,
   ) {
-    const report = REPORTS[name];
+    const report = reportNamed(name);
     if (!report)
       throw new HttpError(404, "not_found", `no report named "${name}"; reports: ${Object.keys(REPORTS).join(", ")}`);
     const plan = report.plan(raw, context(workspace));
@@ -50,7 +59,7 @@ export function registerReportRoutes(app: FastifyInstance, services: Services): 
     handler: async (request, reply) => {
       const workspace = authenticateSecret(services, request);
       const { name } = request.params as { name: string };
-      const report = REPORTS[name];
+      const report = reportNamed(name);
       if (report && report.method !== request.method) {
         throw new HttpError(
           405,
@@ -96,12 +105,12 @@ export function registerReportRoutes(app: FastifyInstance, services: Services): 
     if (typeof name !== "string" || name.trim() === "" || name.length > 200) {
       throw new HttpError(400, "invalid_parameter", "name: must be a non-empty string of at most 200 characters");
     }
-    if (typeof report !== "string" || !REPORTS[report]) {
+    if (typeof report !== "string" || !reportNamed(report)) {
       throw new HttpError(400, "invalid_parameter", `report: must be one of ${Object.keys(REPORTS).join(", ")}`);
     }
     const parameters = object(params ?? {}, "params");
     // Refuse parameters the report would refuse, now rather than when someone opens it.
-    REPORTS[report]?.plan(parameters, context(workspace));
+    reportNamed(report)?.plan(parameters, context(workspace));
     const saved = {
       id: randomUUID(),
       name: name.trim(),

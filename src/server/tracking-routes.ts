@@ -2,7 +2,7 @@ import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { WorkspaceRecord } from "../storage/types.js";
 import { writeKeyCandidates } from "../tracking/auth.js";
-import { type IngestPlan, planBatch, planSingle } from "../tracking/ingest.js";
+import { type IngestPlan, planBatch, planSingle, RequestRefused } from "../tracking/ingest.js";
 import { TRACKING_ROUTES } from "../tracking/routes.js";
 import { HttpError } from "./errors.js";
 import type { Services } from "./services.js";
@@ -18,9 +18,13 @@ function authenticate(services: Services, request: FastifyRequest, body: unknown
   throw new HttpError(401, "unauthorized", UNAUTHORIZED);
 }
 
-/** The key a request is rate limited by: its write key as sent, else its address. */
-function rateKey(request: FastifyRequest): string {
-  return writeKeyCandidates(request.headers.authorization, request.body)[0] ?? request.ip;
+/**
+ * The key a request is rate limited by: the write key it authenticates with, whichever of the forms it
+ * was sent in (one bucket per key, not per form), else the first key it names, else its address.
+ */
+function rateKey(services: Services, request: FastifyRequest): string {
+  const candidates = writeKeyCandidates(request.headers.authorization, request.body);
+  return candidates.find((key) => services.workspaces.byWrite(key) !== undefined) ?? candidates[0] ?? request.ip;
 }
 
 /** The Tracking API: June's and Segment's ingestion routes, and the write key check. */
@@ -31,7 +35,7 @@ export async function registerTrackingRoutes(app: FastifyInstance, services: Ser
     await app.register(rateLimit, {
       global: false,
       hook: "preHandler",
-      keyGenerator: rateKey,
+      keyGenerator: (request) => rateKey(services, request),
       errorResponseBuilder: (_request, context) =>
         new HttpError(
           429,
@@ -52,10 +56,21 @@ export async function registerTrackingRoutes(app: FastifyInstance, services: Ser
     app.post(path, limited, async (request) => {
       const receivedAt = now();
       const workspace = authenticate(services, request, request.body);
-      const plan: IngestPlan =
-        route.kind === "single"
-          ? planSingle(request.body, route.type, workspace.id, receivedAt, request.bodyBytes)
-          : planBatch(request.body, workspace.id, receivedAt, request.bodyBytes);
+      let plan: IngestPlan;
+      try {
+        plan =
+          route.kind === "single"
+            ? planSingle(request.body, route.type, workspace.id, receivedAt, request.bodyBytes)
+            : planBatch(request.body, workspace.id, receivedAt, request.bodyBytes);
+      } catch (err) {
+        // A request refused as a whole rejects every message it carries: its one message, or the whole batch.
+        if (err instanceof RequestRefused) {
+          const batch = (request.body as { batch?: unknown } | null)?.batch;
+          const refused = route.kind === "single" ? 1 : Array.isArray(batch) ? batch.length : 0;
+          services.metrics?.messages.inc({ outcome: "rejected" }, refused);
+        }
+        throw err;
+      }
       const outcomes = await services.storage.write(plan.rows);
       let duplicates = 0;
       for (const outcome of outcomes) if (outcome === "duplicate") duplicates++;

@@ -15,7 +15,7 @@ export type MessageType = (typeof MESSAGE_TYPES)[number];
 export const ACTIVITY_TYPES: readonly MessageType[] = ["track", "page", "screen"];
 
 /**
- * A message as it is stored: normalised, with typed columns for what queries filter on and JSON text for
+ * A message as it is stored: normalised, with typed columns for what queries filter on and JSON for
  * the rest. Times are milliseconds since the epoch.
  */
 export interface StoredMessage {
@@ -40,12 +40,13 @@ export interface StoredMessage {
   originalTimestamp: number | null;
   sentAt: number | null;
   receivedAt: number;
-  properties: string | null;
-  traits: string | null;
-  context: string | null;
-  integrations: string | null;
+  /** JSON values as received (the engine serialises them). */
+  properties: unknown;
+  traits: unknown;
+  context: unknown;
+  integrations: unknown;
   /** Any other top-level fields the client sent, so that nothing is lost. */
-  extra: string | null;
+  extra: Record<string, unknown> | null;
 }
 
 /** A report's parameters saved under a name. */

@@ -67,6 +67,38 @@ const KNOWN: Readonly<Record<MessageType, ReadonlySet<string>>> = (() => {
 
 type Message = Record<string, unknown>;
 
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * Where a JSON value holds an unpaired surrogate (in a string or a key), as the refusal naming the place;
+ * null when it holds none. UTF-8 cannot encode one and the database's JSON parser refuses its escape:
+ * stored, it would be altered to U+FFFD (merging distinct ids, making a new messageId a duplicate) or
+ * fail the commit of every message written with it.
+ */
+export function unpairedSurrogate(value: unknown, at: string): string | null {
+  if (typeof value === "string") {
+    return LONE_SURROGATE.test(value)
+      ? `${at || "/"}: must be well-formed Unicode text (it holds an unpaired surrogate)`
+      : null;
+  }
+  if (typeof value !== "object" || value === null) return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = unpairedSurrogate(value[i], `${at}/${i}`);
+      if (found) return found;
+    }
+    return null;
+  }
+  for (const key of Object.keys(value)) {
+    if (LONE_SURROGATE.test(key)) {
+      return `${at || "/"}: keys must be well-formed Unicode text (one holds an unpaired surrogate)`;
+    }
+    const found = unpairedSurrogate((value as Message)[key], `${at}/${key}`);
+    if (found) return found;
+  }
+  return null;
+}
+
 /** The largest distance from the epoch, in ms, that a Date can hold; the read API turns timestamps into Dates. */
 const MAX_DATE_MS = 8.64e15;
 
@@ -74,10 +106,6 @@ function parseTime(value: unknown): number | null {
   if (typeof value !== "string") return null;
   const ms = Date.parse(value);
   return Number.isNaN(ms) ? null : ms;
-}
-
-function json(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
 }
 
 function asId(value: unknown): string | null {
@@ -130,6 +158,11 @@ export function normalizeMessage(
       issue: { code: "invalid_message", message: `${prefix}/messageId: must be a string of 1 to 100 characters` },
     };
   }
+  const unpaired =
+    unpairedSurrogate(message, prefix) ??
+    unpairedSurrogate(req.context ?? null, `${prefix}/context`) ??
+    unpairedSurrogate(req.integrations ?? null, `${prefix}/integrations`);
+  if (unpaired) return { ok: false, issue: { code: "invalid_message", message: unpaired } };
 
   const original = parseTime(message.timestamp ?? message.originalTimestamp);
   if ((message.timestamp ?? message.originalTimestamp) !== undefined && original === null) {
@@ -175,11 +208,11 @@ export function normalizeMessage(
       originalTimestamp: original,
       sentAt,
       receivedAt: req.receivedAt,
-      properties: json(message.properties),
-      traits: json(traits),
-      context: json(context),
-      integrations: json(integrations),
-      extra: extra && JSON.stringify(extra),
+      properties: message.properties ?? null,
+      traits: traits ?? null,
+      context: context ?? null,
+      integrations: integrations ?? null,
+      extra,
     },
   };
 }

@@ -21,19 +21,23 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Starts Solstice in this process on a free loopback port, with known keys for the default workspace. */
+/**
+ * Starts Solstice in this process on a free loopback port, with known keys for the default workspace;
+ * `env` adds SOLSTICE_* settings (a rate limit, a request timeout).
+ */
 export async function startTestServer(
   dataDir: string = tempDataDir(),
-  options: { now?: () => number } = {},
+  options: { now?: () => number; env?: Record<string, string> } = {},
 ): Promise<TestServer> {
   const config = loadConfig(
     { port: "0", host: "127.0.0.1", data: dataDir },
     {
       SOLSTICE_WRITE_KEY: WRITE_KEY,
       SOLSTICE_SECRET_KEY: SECRET_KEY,
+      ...options.env,
     },
   );
-  const server = await startServer(config, pino({ level: "silent" }), options);
+  const server = await startServer(config, pino({ level: "silent" }), options.now ? { now: options.now } : {});
   return { url: server.url, dataDir, server, close: () => server.close() };
 }
 

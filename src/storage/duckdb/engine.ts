@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import nodePath from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { DayFn } from "../../identity/days.js";
 import { dayIn } from "../../identity/days.js";
-import type { ActivitySettings } from "../../identity/deltas.js";
 import type { CompanyListQuery, CompanyProfile, CompanySummary, UserProfile } from "../../identity/types.js";
 import { HashSet128 } from "../dedup/hash-set.js";
 import { type MessageHash, messageHash } from "../dedup/message-hash.js";
@@ -55,7 +55,7 @@ export class DuckDBEngine implements StorageEngine {
   private writerConnection: DuckDBConnection | null = null;
   private writer: GroupCommitWriter | null = null;
   private hashKey = "";
-  private activitySettings = new Map<string, ActivitySettings>();
+  private localDay = new Map<string, DayFn>();
   private workspaceSettings = new Map<string, WorkspaceSettings>();
   readonly reports = new DuckDBReports(() => this.connection());
 
@@ -71,10 +71,12 @@ export class DuckDBEngine implements StorageEngine {
       const writerConnection = await this.connect();
       this.writerConnection = writerConnection;
       await migrate(writerConnection);
+      // Fold a write-ahead log replayed at start into the file, so that it never grows across restarts.
+      await writerConnection.run("CHECKPOINT");
       this.hashKey = await this.loadHashKey(writerConnection);
       const seen = await this.loadSeen(writerConnection);
       await this.loadSettings(writerConnection);
-      this.writer = new GroupCommitWriter(writerConnection, seen, this.options, (ws) => this.settingsOf(ws));
+      this.writer = new GroupCommitWriter(writerConnection, seen, this.options);
       if (this.options.onCommit) this.writer.onCommit = this.options.onCommit;
       await this.writer.open();
       this.reader = await this.connect();
@@ -118,12 +120,12 @@ export class DuckDBEngine implements StorageEngine {
   }
 
   company(workspaceId: string, id: string, now: number): Promise<CompanyProfile | null> {
-    const today = this.settingsOf(workspaceId).day(now);
+    const today = this.dayOf(workspaceId)(now);
     return wrap("read company", () => companyProfile(this.connection(), workspaceId, id, today));
   }
 
   companies(query: CompanyListQuery): Promise<CompanySummary[]> {
-    const today = this.settingsOf(query.workspaceId).day(query.now);
+    const today = this.dayOf(query.workspaceId)(query.now);
     return wrap("list companies", () => listCompanies(this.connection(), query, today));
   }
 
@@ -190,11 +192,10 @@ export class DuckDBEngine implements StorageEngine {
           secretKey,
         ]);
         if (retireUntil !== null) {
-          await connection.run("INSERT INTO retired_write_keys VALUES ($1, $2, make_timestamp($3::BIGINT)::TIMESTAMPTZ)", [
-            workspace.id,
-            workspace.writeKey,
-            BigInt(Math.round(retireUntil * 1000)),
-          ]);
+          await connection.run(
+            "INSERT INTO retired_write_keys VALUES ($1, $2, make_timestamp($3::BIGINT)::TIMESTAMPTZ)",
+            [workspace.id, workspace.writeKey, BigInt(Math.round(retireUntil * 1000))],
+          );
         }
       }),
     );
@@ -352,7 +353,7 @@ export class DuckDBEngine implements StorageEngine {
             settings.timeZone,
             JSON.stringify(settings.systemEvents),
           ]);
-          await rebuildActivity(connection, workspaceId, settings);
+          await rebuildActivity(connection, workspaceId);
           await connection.run("COMMIT");
         } catch (err) {
           await connection.run("ROLLBACK");
@@ -365,19 +366,12 @@ export class DuckDBEngine implements StorageEngine {
 
   private remember(workspaceId: string, settings: WorkspaceSettings): void {
     this.workspaceSettings.set(workspaceId, settings);
-    this.activitySettings.set(workspaceId, {
-      day: dayIn(settings.timeZone),
-      systemEvents: new Set(settings.systemEvents),
-    });
+    this.localDay.set(workspaceId, dayIn(settings.timeZone));
   }
 
-  private settingsOf(workspaceId: string): ActivitySettings {
-    let settings = this.activitySettings.get(workspaceId);
-    if (!settings) {
-      settings = { day: dayIn("UTC"), systemEvents: new Set() };
-      this.activitySettings.set(workspaceId, settings);
-    }
-    return settings;
+  /** The local day of an instant in the workspace's time zone. */
+  private dayOf(workspaceId: string): DayFn {
+    return this.localDay.get(workspaceId) ?? dayIn("UTC");
   }
 
   private async loadSettings(connection: DuckDBConnection): Promise<void> {

@@ -93,10 +93,13 @@ async function traitsOf(
   );
   const traits: Record<string, unknown> = {};
   const traitsSetBy: Record<string, Provenance> = {};
+  // defineProperty, not assignment: a "__proto__" trait is data to return, not a prototype to set.
+  const set = (target: object, key: string, value: unknown) =>
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
   for (const row of found) {
     const key = String(row.key);
-    traits[key] = row.value === null ? null : JSON.parse(String(row.value));
-    traitsSetBy[key] = provenance(row.message_id, row.at);
+    set(traits, key, row.value === null ? null : JSON.parse(String(row.value)));
+    set(traitsSetBy, key, provenance(row.message_id, row.at));
   }
   return { traits, traitsSetBy };
 }

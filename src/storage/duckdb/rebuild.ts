@@ -1,45 +1,16 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
-import type { WorkspaceSettings } from "../types.js";
+import { activityTablesFrom } from "./commit-sql.js";
 
 /**
- * Recomputes a workspace's activity tables from its stored messages, for new settings: the same rows
- * that deriveDeltas() gives message by message, in one pass of SQL. Runs inside the caller's transaction.
+ * Recomputes a workspace's activity tables from its stored messages, for new settings (stored in
+ * workspace_settings first, in the same transaction): the same SQL as each commit runs, over all of
+ * the workspace's messages at once.
  */
-export async function rebuildActivity(
-  connection: DuckDBConnection,
-  workspaceId: string,
-  settings: WorkspaceSettings,
-): Promise<void> {
-  const params = { ws: workspaceId, tz: settings.timeZone, system: JSON.stringify(settings.systemEvents) };
+export async function rebuildActivity(connection: DuckDBConnection, workspaceId: string): Promise<void> {
   for (const table of ["activity_days", "event_days", "actor_summary"]) {
     await connection.run(`DELETE FROM ${table} WHERE workspace_id = $ws`, { ws: workspaceId });
   }
-  const actor = `
-    SELECT workspace_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END AS actor_kind,
-      coalesce(user_id, anonymous_id) AS actor_id, context_group_id,
-      timezone($tz, timestamp)::DATE AS day, type, CASE WHEN type = 'track' THEN event ELSE name END AS name,
-      timestamp, type = 'track' AND list_contains(from_json($system, '["VARCHAR"]'), event) AS system
-    FROM messages
-    WHERE workspace_id = $ws AND type IN ('track', 'page', 'screen') AND coalesce(user_id, anonymous_id) IS NOT NULL`;
-  await connection.run(
-    `INSERT INTO event_days
-     SELECT workspace_id, actor_kind, actor_id, context_group_id, day, type, name, count(*), min(timestamp), max(timestamp)
-     FROM (${actor}) WHERE name IS NOT NULL
-     GROUP BY workspace_id, actor_kind, actor_id, context_group_id, day, type, name`,
-    params,
-  );
-  await connection.run(
-    `INSERT INTO activity_days
-     SELECT workspace_id, actor_kind, actor_id, context_group_id, day, count(*), min(timestamp), max(timestamp)
-     FROM (${actor}) WHERE NOT system
-     GROUP BY workspace_id, actor_kind, actor_id, context_group_id, day`,
-    params,
-  );
-  await connection.run(
-    `INSERT INTO actor_summary
-     SELECT workspace_id, actor_kind, actor_id, context_group_id, count(*), min(timestamp), max(timestamp)
-     FROM (${actor}) WHERE NOT system
-     GROUP BY workspace_id, actor_kind, actor_id, context_group_id`,
-    params,
-  );
+  const [first, ...rest] = activityTablesFrom("(SELECT * FROM messages WHERE workspace_id = $ws)");
+  await connection.run(first as string, { ws: workspaceId });
+  for (const statement of rest) await connection.run(statement);
 }

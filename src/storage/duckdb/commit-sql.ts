@@ -1,0 +1,165 @@
+/**
+ * The SQL of one group commit. The writer hands DuckDB the commit's new messages as one JSON text;
+ * DuckDB parses it into a temporary table shaped like `messages`, and every table is filled from
+ * there in SQL, off the JavaScript thread. The derivations of the identity and activity tables live
+ * here only: a rebuild runs the same SQL over stored messages.
+ */
+
+/** How from_json reads a StoredMessage (see storage/types.ts). */
+const ROW_TYPE = JSON.stringify([
+  {
+    workspaceId: "VARCHAR",
+    messageId: "VARCHAR",
+    type: "VARCHAR",
+    event: "VARCHAR",
+    name: "VARCHAR",
+    category: "VARCHAR",
+    userId: "VARCHAR",
+    anonymousId: "VARCHAR",
+    groupId: "VARCHAR",
+    contextGroupId: "VARCHAR",
+    previousId: "VARCHAR",
+    email: "VARCHAR",
+    timestamp: "BIGINT",
+    originalTimestamp: "BIGINT",
+    sentAt: "BIGINT",
+    receivedAt: "BIGINT",
+    properties: "JSON",
+    traits: "JSON",
+    context: "JSON",
+    integrations: "JSON",
+    extra: "JSON",
+  },
+]);
+
+const ms = (column: string) => `make_timestamp(${column} * 1000)::TIMESTAMPTZ`;
+
+/** The columns of `messages`, in order. */
+export const MESSAGE_COLUMNS = `workspace_id, message_id, type, event, name, category, user_id, anonymous_id, group_id,
+  context_group_id, previous_id, email, timestamp, original_timestamp, sent_at, received_at, properties, traits,
+  context, integrations, extra`;
+
+/**
+ * Fills the temporary table `commit_rows` from the JSON array of rows in $rows and the JSON array of
+ * their hashes (four words each) in $hashes, matched by position.
+ */
+export const LOAD_COMMIT_ROWS = `
+  CREATE OR REPLACE TEMP TABLE commit_rows AS
+  SELECT workspaceId AS workspace_id, messageId AS message_id, type, event, name, category, userId AS user_id,
+    anonymousId AS anonymous_id, groupId AS group_id, contextGroupId AS context_group_id, previousId AS previous_id, email,
+    ${ms('"timestamp"')} AS timestamp, ${ms("originalTimestamp")} AS original_timestamp, ${ms("sentAt")} AS sent_at,
+    ${ms("receivedAt")} AS received_at, properties, traits, context, integrations, extra,
+    hash[1] AS h0, hash[2] AS h1, hash[3] AS h2, hash[4] AS h3
+  FROM (
+    SELECT unnest(from_json($rows::VARCHAR, '${ROW_TYPE}'), recursive := true),
+      unnest(from_json($hashes::VARCHAR, '["INTEGER[]"]')) AS hash
+  )`;
+
+/** Appends one commit's change to the workspaces' counts, from the JSON array in $counts. */
+export const ADD_COUNTS = `
+  INSERT INTO workspace_counters
+  SELECT w, m, e, d FROM (SELECT unnest(from_json($counts::VARCHAR, '[{"w":"VARCHAR","m":"BIGINT","e":"BIGINT","d":"BIGINT"}]'), recursive := true))`;
+
+/** Anonymous ids seen with a userId, or made previousId by an alias. */
+export function linksFrom(source: string): string {
+  return `
+  INSERT INTO identity_links
+  SELECT workspace_id, anonymous_id, user_id, timestamp, received_at, message_id FROM ${source}
+  WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL
+  UNION ALL
+  SELECT workspace_id, previous_id, user_id, timestamp, received_at, message_id FROM ${source}
+  WHERE type = 'alias' AND user_id IS NOT NULL AND previous_id IS NOT NULL`;
+}
+
+/** Group calls: the actor (its userId, else its anonymousId) becomes a member. */
+export function membershipsFrom(source: string): string {
+  return `
+  INSERT INTO memberships
+  SELECT workspace_id, group_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END, coalesce(user_id, anonymous_id),
+    timestamp, received_at, message_id
+  FROM ${source} WHERE type = 'group' AND group_id IS NOT NULL AND coalesce(user_id, anonymous_id) IS NOT NULL`;
+}
+
+/**
+ * Each trait an identify (on its actor) or a group call (on its company) sets, one row per key. An
+ * identify's email column (its top-level email, else traits.email) is the email trait.
+ */
+export function traitsFrom(source: string): string {
+  const entries = `unnest(map_entries(json_transform(traits, '"MAP(VARCHAR, JSON)"')))`;
+  return `
+  INSERT INTO traits
+  SELECT workspace_id, kind, id, entry.key, entry.value, timestamp, received_at, message_id FROM (
+    SELECT workspace_id, 'company' AS kind, group_id AS id, ${entries} AS entry, timestamp, received_at, message_id, NULL AS email
+    FROM ${source} WHERE type = 'group' AND group_id IS NOT NULL AND json_type(traits) = 'OBJECT'
+    UNION ALL
+    SELECT workspace_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END, coalesce(user_id, anonymous_id),
+      ${entries}, timestamp, received_at, message_id, email
+    FROM ${source} WHERE type = 'identify' AND coalesce(user_id, anonymous_id) IS NOT NULL AND json_type(traits) = 'OBJECT'
+  ) WHERE NOT (entry.key = 'email' AND email IS NOT NULL)
+  UNION ALL
+  SELECT workspace_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END, coalesce(user_id, anonymous_id),
+    'email', to_json(email), timestamp, received_at, message_id
+  FROM ${source} WHERE type = 'identify' AND coalesce(user_id, anonymous_id) IS NOT NULL AND email IS NOT NULL`;
+}
+
+/**
+ * Activity messages (track, page, screen) by actor: a userId, else the anonymousId. The local day
+ * follows the workspace's time zone, and `system` marks the workspace's system events.
+ */
+function activityFrom(source: string): string {
+  return `
+    WITH settings AS (
+      SELECT workspace_id, time_zone, from_json(system_events, '["VARCHAR"]') AS system_events FROM workspace_settings
+    )
+    SELECT m.workspace_id, CASE WHEN m.user_id IS NOT NULL THEN 'user' ELSE 'anon' END AS actor_kind,
+      coalesce(m.user_id, m.anonymous_id) AS actor_id, m.context_group_id,
+      timezone(coalesce(s.time_zone, 'UTC'), m.timestamp)::DATE AS day, m.type,
+      CASE WHEN m.type = 'track' THEN m.event ELSE m.name END AS name, m.timestamp,
+      coalesce(m.type = 'track' AND list_contains(s.system_events, m.event), false) AS system
+    FROM ${source} m LEFT JOIN settings s ON s.workspace_id = m.workspace_id
+    WHERE m.type IN ('track', 'page', 'screen') AND coalesce(m.user_id, m.anonymous_id) IS NOT NULL`;
+}
+
+/**
+ * The activity tables' rows for the messages of `source`, summed per key. The activity rows are
+ * worked out once, into a temporary table, for the three tables.
+ */
+export function activityTablesFrom(source: string): string[] {
+  const activity = "commit_activity";
+  return [
+    `CREATE OR REPLACE TEMP TABLE commit_activity AS ${activityFrom(source)}`,
+    `INSERT INTO event_days
+     SELECT workspace_id, actor_kind, actor_id, context_group_id, day, type, name, count(*), min(timestamp), max(timestamp)
+     FROM ${activity} WHERE name IS NOT NULL
+     GROUP BY workspace_id, actor_kind, actor_id, context_group_id, day, type, name`,
+    `INSERT INTO activity_days
+     SELECT workspace_id, actor_kind, actor_id, context_group_id, day, count(*), min(timestamp), max(timestamp)
+     FROM ${activity} WHERE NOT system
+     GROUP BY workspace_id, actor_kind, actor_id, context_group_id, day`,
+    `INSERT INTO actor_summary
+     SELECT workspace_id, actor_kind, actor_id, context_group_id, count(*), min(timestamp), max(timestamp)
+     FROM ${activity} WHERE NOT system
+     GROUP BY workspace_id, actor_kind, actor_id, context_group_id`,
+  ];
+}
+
+/** What a commit's rows contain, so that statements with nothing to insert are skipped. */
+export interface CommitShape {
+  links: boolean;
+  groups: boolean;
+  identifies: boolean;
+  activity: boolean;
+}
+
+/** The statements that copy `commit_rows` into every table, as one script. */
+export function commitScript(shape: CommitShape): string {
+  const statements = [
+    `INSERT INTO messages SELECT ${MESSAGE_COLUMNS} FROM commit_rows`,
+    "INSERT INTO message_hashes SELECT h0, h1, h2, h3 FROM commit_rows",
+  ];
+  if (shape.links) statements.push(linksFrom("commit_rows"));
+  if (shape.groups) statements.push(membershipsFrom("commit_rows"));
+  if (shape.groups || shape.identifies) statements.push(traitsFrom("commit_rows"));
+  if (shape.activity) statements.push(...activityTablesFrom("commit_rows"));
+  return statements.join(";\n");
+}
