@@ -8,8 +8,12 @@ declare module "fastify" {
   interface FastifyRequest {
     /** Bytes of the body after decompression. */
     bodyBytes: number;
+    /** Whether the body's JSON text escapes a surrogate (\\uD800 to \\uDFFF): only then can a string in it be unpaired. */
+    surrogateEscapes: boolean;
   }
 }
+
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F][0-9a-fA-F]{2}/;
 
 /**
  * Every body is read as JSON whatever its Content-Type (browser SDKs send text/plain), may be gzip
@@ -18,6 +22,7 @@ declare module "fastify" {
  */
 export function registerBodyParsing(app: FastifyInstance): void {
   app.decorateRequest("bodyBytes", 0);
+  app.decorateRequest("surrogateEscapes", false);
   app.addHook("preParsing", async (request, _reply, payload) => {
     const encoding = request.headers["content-encoding"]?.trim().toLowerCase();
     if (!encoding || encoding === "identity") return payload;
@@ -60,7 +65,10 @@ export function registerBodyParsing(app: FastifyInstance): void {
       return;
     }
     try {
-      done(null, JSON.parse(bytes.toString("utf8")));
+      const text = bytes.toString("utf8");
+      // Valid UTF-8 cannot encode a surrogate, so an unpaired one can only arrive escaped.
+      request.surrogateEscapes = text.includes("\\u") && SURROGATE_ESCAPE.test(text);
+      done(null, JSON.parse(text));
     } catch (err) {
       done(new HttpError(400, "invalid_json", `request body is not valid JSON: ${(err as Error).message}`), undefined);
     }

@@ -60,8 +60,15 @@ export async function registerTrackingRoutes(app: FastifyInstance, services: Ser
       try {
         plan =
           route.kind === "single"
-            ? planSingle(request.body, route.type, workspace.id, receivedAt, request.bodyBytes)
-            : planBatch(request.body, workspace.id, receivedAt, request.bodyBytes);
+            ? planSingle(
+                request.body,
+                route.type,
+                workspace.id,
+                receivedAt,
+                request.bodyBytes,
+                request.surrogateEscapes,
+              )
+            : planBatch(request.body, workspace.id, receivedAt, request.bodyBytes, request.surrogateEscapes);
       } catch (err) {
         // A request refused as a whole rejects every message it carries: its one message, or the whole batch.
         if (err instanceof RequestRefused) {

@@ -39,8 +39,15 @@ function refuse(issue: ValidationIssue): never {
 }
 
 /** One message of a single call (`/v1/track`, `/sdk/identify`, …); the path gives its type. */
-export function planSingle(body: unknown, type: MessageType, workspaceId: string, receivedAt: number, bytes: number) {
-  const context: RequestContext = { workspaceId, receivedAt, small: bytes <= LIMITS.messageBytes };
+export function planSingle(
+  body: unknown,
+  type: MessageType,
+  workspaceId: string,
+  receivedAt: number,
+  bytes: number,
+  surrogateEscapes = true,
+) {
+  const context: RequestContext = { workspaceId, receivedAt, small: bytes <= LIMITS.messageBytes, surrogateEscapes };
   if (bytes > LIMITS.messageBytes) {
     throw new RequestRefused(
       "message_too_large",
@@ -56,7 +63,13 @@ export function planSingle(body: unknown, type: MessageType, workspaceId: string
  * A batch: the envelope must be valid, then each item is checked on its own. Bad items are reported
  * by index and the rest are kept; a batch with no good item is refused as a whole.
  */
-export function planBatch(body: unknown, workspaceId: string, receivedAt: number, bytes: number): IngestPlan {
+export function planBatch(
+  body: unknown,
+  workspaceId: string,
+  receivedAt: number,
+  bytes: number,
+  surrogateEscapes = true,
+): IngestPlan {
   const envelopeIssue = validateBatchEnvelope(body);
   if (envelopeIssue) refuse(envelopeIssue);
   const envelope = body as { batch: unknown[]; sentAt?: unknown; context?: unknown; integrations?: unknown };
@@ -67,6 +80,7 @@ export function planBatch(body: unknown, workspaceId: string, receivedAt: number
     context: objectOrUndefined(envelope.context),
     integrations: objectOrUndefined(envelope.integrations),
     small: bytes <= LIMITS.messageBytes,
+    surrogateEscapes,
   };
   const rows: StoredMessage[] = [];
   const errors: MessageError[] = [];

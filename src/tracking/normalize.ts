@@ -14,6 +14,8 @@ export interface RequestContext {
   integrations?: Record<string, unknown> | undefined;
   /** Skip the per-message size check: the whole body is already within the message limit. */
   small: boolean;
+  /** False when the request's JSON text escapes no surrogate, so that no string in it can hold an unpaired one. */
+  surrogateEscapes?: boolean;
 }
 
 /** A step's result: the value, or why the message was refused (a step never throws for bad input). */
@@ -159,9 +161,10 @@ export function normalizeMessage(
     };
   }
   const unpaired =
-    unpairedSurrogate(message, prefix) ??
-    unpairedSurrogate(req.context ?? null, `${prefix}/context`) ??
-    unpairedSurrogate(req.integrations ?? null, `${prefix}/integrations`);
+    req.surrogateEscapes !== false &&
+    (unpairedSurrogate(message, prefix) ??
+      unpairedSurrogate(req.context ?? null, `${prefix}/context`) ??
+      unpairedSurrogate(req.integrations ?? null, `${prefix}/integrations`));
   if (unpaired) return { ok: false, issue: { code: "invalid_message", message: unpaired } };
 
   const original = parseTime(message.timestamp ?? message.originalTimestamp);
