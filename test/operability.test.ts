@@ -474,7 +474,14 @@ describe("backup", () => {
 describe("key rotation", () => {
   it("over HTTP: new keys at once, the old secret key never, the old write key for the grace period", async () => {
     let clock = Date.parse("2025-01-10T12:00:00.000Z");
-    const t = await testServer(dataDir(), { now: () => clock });
+    const dir = dataDir();
+    // Keys set in the environment come back at every start, so a rotation of them is refused.
+    const configured = await testServer(dir, { now: () => clock });
+    const refused = await secretPost(configured.url, "/api/v1/workspace/rotate-keys", { graceHours: 1 }, SECRET_KEY);
+    expect(refused.status).toBe(409);
+    await configured.close();
+    servers.splice(servers.indexOf(configured), 1);
+    const t = await serverWithStoredKeys(dir, { now: () => clock });
     const rotate = (body: unknown, key = SECRET_KEY) => secretPost(t.url, "/api/v1/workspace/rotate-keys", body, key);
 
     expect((await rotate({ graceHours: -1 })).status).toBe(400);

@@ -6,7 +6,7 @@ import { loadAdminToken } from "../server/admin-token.js";
 import { startServer } from "../server/start.js";
 import { createStorage } from "../storage/index.js";
 import type { StorageEngine, WorkspaceRecord } from "../storage/types.js";
-import { createWorkspace, ensureDefaultWorkspace, rotateKeys } from "../workspaces/registry.js";
+import { createWorkspace, DEFAULT_WORKSPACE, ensureDefaultWorkspace, rotateKeys } from "../workspaces/registry.js";
 
 const HELP = `Solstice: self-hosted product analytics for B2B SaaS.
 
@@ -110,6 +110,11 @@ async function workspace(args: string[]): Promise<void> {
     await withStorage(values.data, async (storage) => {
       const workspace = (await storage.listWorkspaces()).find((w) => w.name === name);
       if (!workspace) throw new ConfigError(`no workspace named "${name}"`);
+      if (name === DEFAULT_WORKSPACE && (process.env.SOLSTICE_WRITE_KEY || process.env.SOLSTICE_SECRET_KEY)) {
+        throw new ConfigError(
+          "the default workspace's keys come from SOLSTICE_WRITE_KEY / SOLSTICE_SECRET_KEY: change them there",
+        );
+      }
       const { workspace: rotated, oldWriteKeyExpiresAt } = await rotateKeys(storage, workspace, hours * 3600_000);
       printKeys(rotated);
       process.stdout.write(

@@ -17,6 +17,8 @@ export interface Config {
   readonly maxCommitRows: number;
   /** Tracking API requests per second allowed per write key; 0 for no limit. */
   readonly rateLimit: number;
+  /** The most memory the database may use (DuckDB's memory_limit, e.g. "2GB"). */
+  readonly memoryLimit: string;
   /** Milliseconds a client has to send a whole request, headers and body, before it is answered 408. */
   readonly requestTimeoutMs: number;
 }
@@ -30,6 +32,7 @@ export const DEFAULTS = Object.freeze({
   maxCommitRows: 20_000,
   rateLimit: 0,
   requestTimeoutMs: 30_000,
+  memoryLimit: "2GB",
 });
 
 /** Raised for configuration the user got wrong; the CLI prints its message and exits 2. */
@@ -50,6 +53,14 @@ function parsePositive(value: string | undefined, source: string, fallback: numb
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${source} must be a positive integer, got "${value}"`);
   return n;
+}
+
+function memory(value: string | undefined): string {
+  if (value === undefined || value === "") return DEFAULTS.memoryLimit;
+  if (!/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(value)) {
+    throw new ConfigError(`SOLSTICE_MEMORY_LIMIT must be a size such as 2GB or 512MB, got "${value}"`);
+  }
+  return value;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -90,6 +101,7 @@ export function loadConfig(
     secretKey: nonEmpty(env.SOLSTICE_SECRET_KEY),
     maxQueuedRows: parsePositive(env.SOLSTICE_MAX_QUEUED_ROWS, "SOLSTICE_MAX_QUEUED_ROWS", DEFAULTS.maxQueuedRows),
     maxCommitRows: parsePositive(env.SOLSTICE_MAX_COMMIT_ROWS, "SOLSTICE_MAX_COMMIT_ROWS", DEFAULTS.maxCommitRows),
+    memoryLimit: memory(env.SOLSTICE_MEMORY_LIMIT),
     rateLimit:
       env.SOLSTICE_RATE_LIMIT === "0"
         ? 0

@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { DELETION_STATES, type DeletionState } from "../storage/types.js";
 import { bearerToken } from "../tracking/auth.js";
 import { unpairedSurrogate } from "../tracking/normalize.js";
-import { rotateKeys } from "../workspaces/registry.js";
+import { DEFAULT_WORKSPACE, rotateKeys } from "../workspaces/registry.js";
 import { sameSecret } from "./admin-token.js";
 import { HttpError } from "./errors.js";
 import { authenticateSecret, stringParam } from "./query-routes.js";
@@ -15,6 +15,14 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
   app.post("/api/v1/workspace/rotate-keys", async (request) => {
     const workspace = authenticateSecret(services, request);
+    if (workspace.name === DEFAULT_WORKSPACE && (services.config.writeKey || services.config.secretKey)) {
+      // Keys from the environment are written back at every start, which would undo the rotation.
+      throw new HttpError(
+        409,
+        "keys_from_environment",
+        "this workspace's keys come from SOLSTICE_WRITE_KEY / SOLSTICE_SECRET_KEY: change them there and restart",
+      );
+    }
     const body = (request.body ?? {}) as { graceHours?: unknown };
     const graceHours = body.graceHours ?? 24 * 7;
     if (typeof graceHours !== "number" || !Number.isFinite(graceHours) || graceHours < 0 || graceHours > 24 * 365) {

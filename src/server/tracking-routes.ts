@@ -46,6 +46,12 @@ export async function registerTrackingRoutes(app: FastifyInstance, services: Ser
         ),
     });
   }
+  // When the writer's queue is already full, answer before reading the body: parsing it would be wasted.
+  const refuseWhenFull = async () => {
+    if (services.storage.queueDepth >= services.config.maxQueuedRows) {
+      throw new HttpError(503, "overloaded", "the event writer is behind; retry later", {}, 1);
+    }
+  };
   const limited = perSecond > 0 ? { config: { rateLimit: { max: perSecond, timeWindow: 1000 } } } : {};
 
   for (const [path, route] of TRACKING_ROUTES) {
@@ -53,7 +59,7 @@ export async function registerTrackingRoutes(app: FastifyInstance, services: Ser
       app.post(path, async () => ({ status: 200, success: true }));
       continue;
     }
-    app.post(path, limited, async (request) => {
+    app.post(path, { ...limited, onRequest: refuseWhenFull }, async (request) => {
       const receivedAt = now();
       const workspace = authenticate(services, request, request.body);
       let plan: IngestPlan;

@@ -11,6 +11,7 @@ export function createStorage(
     dataDir: config.dataDir,
     maxQueuedRows: config.maxQueuedRows,
     maxCommitRows: config.maxCommitRows,
+    memoryLimit: config.memoryLimit,
     ...hooks,
   });
 }

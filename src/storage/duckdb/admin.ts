@@ -74,6 +74,13 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
     params,
   );
   const [messages, events] = (counted.getRows()[0] ?? [0, 0]).map(Number) as [number, number];
+  // Traits the user's own calls set on anything, companies included: a group call's traits may describe them.
+  await connection.run(
+    `DELETE FROM traits WHERE workspace_id = $ws AND message_id IN (
+       SELECT message_id FROM messages
+       WHERE workspace_id = $ws AND (user_id = $userId OR (user_id IS NULL AND anonymous_id IN ${anon})))`,
+    params,
+  );
   await connection.run(
     `DELETE FROM messages WHERE workspace_id = $ws AND (user_id = $userId OR (user_id IS NULL AND anonymous_id IN ${anon}))`,
     params,

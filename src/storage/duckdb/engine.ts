@@ -31,6 +31,8 @@ import { DuckDBReports } from "./reports.js";
 import { type CommitListener, GroupCommitWriter, type WriterOptions } from "./writer.js";
 
 export interface DuckDBEngineOptions extends WriterOptions {
+  /** DuckDB's memory_limit: the most its buffers and queries may hold. */
+  memoryLimit?: string;
   /** Directory of the database file; created if missing. */
   dataDir: string;
   /** Called after each group commit. */
@@ -67,6 +69,7 @@ export class DuckDBEngine implements StorageEngine {
       this.instance = await DuckDBInstance.create(nodePath.join(this.options.dataDir, DATABASE_FILE), {
         // Larger checkpoints, less often: keeps the appends' p99 near 10 ms instead of 150 ms.
         checkpoint_threshold: "256MB",
+        memory_limit: this.options.memoryLimit ?? "2GB",
       });
       const writerConnection = await this.connect();
       this.writerConnection = writerConnection;
