@@ -5,7 +5,7 @@
  * here only: a rebuild runs the same SQL over stored messages.
  */
 
-/** How from_json reads a StoredMessage (see storage/types.ts). */
+/** How from_json reads a StoredMessage (see storage/types.ts) with the writer's hash words. */
 const ROW_TYPE = JSON.stringify([
   {
     workspaceId: "VARCHAR",
@@ -29,6 +29,7 @@ const ROW_TYPE = JSON.stringify([
     context: "JSON",
     integrations: "JSON",
     extra: "JSON",
+    hash: "INTEGER[]",
   },
 ]);
 
@@ -39,10 +40,7 @@ export const MESSAGE_COLUMNS = `workspace_id, message_id, type, event, name, cat
   context_group_id, previous_id, email, timestamp, original_timestamp, sent_at, received_at, properties, traits,
   context, integrations, extra`;
 
-/**
- * Fills the temporary table `commit_rows` from the JSON array of rows in $rows and the JSON array of
- * their hashes (four words each) in $hashes, matched by position.
- */
+/** Fills the temporary table `commit_rows` from the JSON array of rows, each with its hash words, in $rows. */
 export const LOAD_COMMIT_ROWS = `
   CREATE OR REPLACE TEMP TABLE commit_rows AS
   SELECT workspaceId AS workspace_id, messageId AS message_id, type, event, name, category, userId AS user_id,
@@ -50,10 +48,7 @@ export const LOAD_COMMIT_ROWS = `
     ${ms('"timestamp"')} AS timestamp, ${ms("originalTimestamp")} AS original_timestamp, ${ms("sentAt")} AS sent_at,
     ${ms("receivedAt")} AS received_at, properties, traits, context, integrations, extra,
     hash[1] AS h0, hash[2] AS h1, hash[3] AS h2, hash[4] AS h3
-  FROM (
-    SELECT unnest(from_json($rows::VARCHAR, '${ROW_TYPE}'), recursive := true),
-      unnest(from_json($hashes::VARCHAR, '["INTEGER[]"]')) AS hash
-  )`;
+  FROM (SELECT unnest(from_json($rows::VARCHAR, '${ROW_TYPE}'), recursive := true))`;
 
 /** Appends one commit's change to the workspaces' counts, from the JSON array in $counts. */
 export const ADD_COUNTS = `

@@ -129,8 +129,7 @@ export class GroupCommitWriter {
     const inGroup = new HashSet128(rows * 2);
     const outcomes: WriteOutcome[][] = [];
     const counts = new Map<string, { w: string; m: number; e: number; d: number }>();
-    const stored: StoredMessage[] = [];
-    const storedHashes: MessageHash[] = [];
+    const stored: (StoredMessage & { hash?: MessageHash })[] = [];
     const shape: CommitShape = { links: false, groups: false, identifies: false, activity: false };
     let first = Number.POSITIVE_INFINITY;
     let last = Number.NEGATIVE_INFINITY;
@@ -150,8 +149,9 @@ export class GroupCommitWriter {
           continue;
         }
         out.push("stored");
+        // The row is this writer's from here on: carrying its hash saves DuckDB a second list to unnest.
+        (row as StoredMessage & { hash?: MessageHash }).hash = hash;
         stored.push(row);
-        storedHashes.push(hash);
         c.m++;
         if (ACTIVITY.has(row.type)) {
           c.e++;
@@ -169,10 +169,7 @@ export class GroupCommitWriter {
       await this.connection.run("BEGIN TRANSACTION");
       await this.connection.run(ADD_COUNTS, { counts: JSON.stringify([...counts.values()]) });
       if (stored.length > 0) {
-        await this.connection.run(LOAD_COMMIT_ROWS, {
-          rows: JSON.stringify(stored),
-          hashes: JSON.stringify(storedHashes),
-        });
+        await this.connection.run(LOAD_COMMIT_ROWS, { rows: JSON.stringify(stored) });
         await this.connection.run(`${commitScript(shape)};\nCOMMIT`);
       } else {
         await this.connection.run("COMMIT");
