@@ -40,15 +40,28 @@ export const MESSAGE_COLUMNS = `workspace_id, message_id, type, event, name, cat
   context_group_id, previous_id, email, timestamp, original_timestamp, sent_at, received_at, properties, traits,
   context, integrations, extra`;
 
-/** Fills the temporary table `commit_rows` from the JSON array of rows, each with its hash words, in $rows. */
-export const LOAD_COMMIT_ROWS = `
-  CREATE OR REPLACE TEMP TABLE commit_rows AS
+/** The commit's rows, shaped like `messages` plus hash words, from the JSON array in `json`. */
+function commitRowsFrom(json: string): string {
+  return `
   SELECT workspaceId AS workspace_id, messageId AS message_id, type, event, name, category, userId AS user_id,
     anonymousId AS anonymous_id, groupId AS group_id, contextGroupId AS context_group_id, previousId AS previous_id, email,
     ${ms('"timestamp"')} AS timestamp, ${ms("originalTimestamp")} AS original_timestamp, ${ms("sentAt")} AS sent_at,
     ${ms("receivedAt")} AS received_at, properties, traits, context, integrations, extra,
     hash[1] AS h0, hash[2] AS h1, hash[3] AS h2, hash[4] AS h3
-  FROM (SELECT unnest(from_json($rows::VARCHAR, '${ROW_TYPE}'), recursive := true))`;
+  FROM (SELECT unnest(from_json(${json}, '${ROW_TYPE}'), recursive := true))`;
+}
+
+/**
+ * Session tables of the writer's connection, made once: `commit_rows` holds a commit's new messages,
+ * `commit_activity` its activity rows; both are emptied before the commit ends.
+ */
+export const CREATE_COMMIT_TABLES = [
+  `CREATE TEMP TABLE IF NOT EXISTS commit_rows AS ${commitRowsFrom("'[]'")}`,
+  `CREATE TEMP TABLE IF NOT EXISTS commit_activity AS ${activityFrom("commit_rows")} LIMIT 0`,
+];
+
+/** Fills `commit_rows` from the JSON array of rows, each with its hash words, in $rows. */
+export const LOAD_COMMIT_ROWS = `INSERT INTO commit_rows ${commitRowsFrom("$rows::VARCHAR")}`;
 
 /** Appends one commit's change to the workspaces' counts, from the JSON array in $counts. */
 export const ADD_COUNTS = `
@@ -117,12 +130,11 @@ function activityFrom(source: string): string {
 
 /**
  * The activity tables' rows for the messages of `source`, summed per key. The activity rows are
- * worked out once, into a temporary table, for the three tables.
+ * worked out once, into the (empty) temporary table `activity`, for the three tables.
  */
-export function activityTablesFrom(source: string): string[] {
-  const activity = "commit_activity";
+export function activityTablesFrom(source: string, activity: string): string[] {
   return [
-    `CREATE OR REPLACE TEMP TABLE commit_activity AS ${activityFrom(source)}`,
+    `INSERT INTO ${activity} ${activityFrom(source)}`,
     `INSERT INTO event_days
      SELECT workspace_id, actor_kind, actor_id, context_group_id, day, type, name, count(*), min(timestamp), max(timestamp)
      FROM ${activity} WHERE name IS NOT NULL
@@ -146,15 +158,24 @@ export interface CommitShape {
   activity: boolean;
 }
 
-/** The statements that copy `commit_rows` into every table, as one script. */
-export function commitScript(shape: CommitShape): string {
-  const statements = [
-    `INSERT INTO messages SELECT ${MESSAGE_COLUMNS} FROM commit_rows`,
-    "INSERT INTO message_hashes SELECT h0, h1, h2, h3 FROM commit_rows",
-  ];
-  if (shape.links) statements.push(linksFrom("commit_rows"));
-  if (shape.groups) statements.push(membershipsFrom("commit_rows"));
-  if (shape.groups || shape.identifies) statements.push(traitsFrom("commit_rows"));
-  if (shape.activity) statements.push(...activityTablesFrom("commit_rows"));
-  return statements.join(";\n");
+/** Every statement a commit may run after loading `commit_rows`, each prepared once. */
+export const COMMIT_STATEMENTS = {
+  messages: `INSERT INTO messages SELECT ${MESSAGE_COLUMNS} FROM commit_rows`,
+  hashes: "INSERT INTO message_hashes SELECT h0, h1, h2, h3 FROM commit_rows",
+  links: linksFrom("commit_rows"),
+  memberships: membershipsFrom("commit_rows"),
+  traits: traitsFrom("commit_rows"),
+  activity: activityTablesFrom("commit_rows", "commit_activity"),
+  clear: ["DELETE FROM commit_activity", "DELETE FROM commit_rows"],
+} as const;
+
+/** The statements of COMMIT_STATEMENTS that a commit of this shape needs, in order. */
+export function commitSteps(shape: CommitShape): string[] {
+  const steps: string[] = [COMMIT_STATEMENTS.messages, COMMIT_STATEMENTS.hashes];
+  if (shape.links) steps.push(COMMIT_STATEMENTS.links);
+  if (shape.groups) steps.push(COMMIT_STATEMENTS.memberships);
+  if (shape.groups || shape.identifies) steps.push(COMMIT_STATEMENTS.traits);
+  if (shape.activity) steps.push(...COMMIT_STATEMENTS.activity);
+  steps.push(...COMMIT_STATEMENTS.clear);
+  return steps;
 }

@@ -10,7 +10,9 @@ export async function rebuildActivity(connection: DuckDBConnection, workspaceId:
   for (const table of ["activity_days", "event_days", "actor_summary"]) {
     await connection.run(`DELETE FROM ${table} WHERE workspace_id = $ws`, { ws: workspaceId });
   }
-  const [first, ...rest] = activityTablesFrom("(SELECT * FROM messages WHERE workspace_id = $ws)");
+  await connection.run(`CREATE OR REPLACE TEMP TABLE rebuild_activity AS SELECT * FROM commit_activity LIMIT 0`);
+  const [first, ...rest] = activityTablesFrom("(SELECT * FROM messages WHERE workspace_id = $ws)", "rebuild_activity");
   await connection.run(first as string, { ws: workspaceId });
   for (const statement of rest) await connection.run(statement);
+  await connection.run("DROP TABLE rebuild_activity");
 }

@@ -1,9 +1,16 @@
-import type { DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBPreparedStatement } from "@duckdb/node-api";
 import { HashSet128 } from "../dedup/hash-set.js";
 import type { MessageHash } from "../dedup/message-hash.js";
 import { EngineClosedError, OverloadedError } from "../errors.js";
 import { ACTIVITY_TYPES, type StoredMessage, type WriteOutcome } from "../types.js";
-import { ADD_COUNTS, type CommitShape, commitScript, LOAD_COMMIT_ROWS } from "./commit-sql.js";
+import {
+  ADD_COUNTS,
+  COMMIT_STATEMENTS,
+  type CommitShape,
+  CREATE_COMMIT_TABLES,
+  commitSteps,
+  LOAD_COMMIT_ROWS,
+} from "./commit-sql.js";
 import { Compactor } from "./compactor.js";
 
 interface Job {
@@ -52,8 +59,23 @@ export class GroupCommitWriter {
     this.compactor = new Compactor(connection);
   }
 
+  /**
+   * The two statements with parameters, prepared once. The others read `commit_rows` and are planned
+   * per commit, as one script: a plan made for an empty table would carry its statistics.
+   */
+  private prepared = new Map<string, DuckDBPreparedStatement>();
+
   async open(): Promise<void> {
     await this.compactor.open();
+    for (const sql of CREATE_COMMIT_TABLES) await this.connection.run(sql);
+    for (const sql of [ADD_COUNTS, LOAD_COMMIT_ROWS]) this.prepared.set(sql, await this.connection.prepare(sql));
+  }
+
+  private async run(sql: string, params: Record<string, string>): Promise<void> {
+    const statement = this.prepared.get(sql);
+    if (!statement) throw new Error("statement not prepared");
+    statement.bind(params);
+    await statement.run();
   }
 
   get depth(): number {
@@ -77,6 +99,8 @@ export class GroupCommitWriter {
   async close(): Promise<void> {
     this.closed = true;
     await this.draining;
+    for (const statement of this.prepared.values()) statement.destroySync();
+    this.prepared.clear();
   }
 
   /**
@@ -167,10 +191,10 @@ export class GroupCommitWriter {
     }
     try {
       await this.connection.run("BEGIN TRANSACTION");
-      await this.connection.run(ADD_COUNTS, { counts: JSON.stringify([...counts.values()]) });
+      await this.run(ADD_COUNTS, { counts: JSON.stringify([...counts.values()]) });
       if (stored.length > 0) {
-        await this.connection.run(LOAD_COMMIT_ROWS, { rows: JSON.stringify(stored) });
-        await this.connection.run(`${commitScript(shape)};\nCOMMIT`);
+        await this.run(LOAD_COMMIT_ROWS, { rows: JSON.stringify(stored) });
+        await this.connection.run(`${commitSteps(shape).join(";\n")};\nCOMMIT`);
       } else {
         await this.connection.run("COMMIT");
       }
@@ -182,6 +206,12 @@ export class GroupCommitWriter {
         await this.connection.run("ROLLBACK");
       } catch {
         // The failed statement may already have ended the transaction.
+      }
+      try {
+        // Rows of the failed commit must not leak into the next one.
+        await this.connection.run(COMMIT_STATEMENTS.clear.join(";\n"));
+      } catch {
+        // The next commit fails too, and tries again.
       }
       return;
     }
