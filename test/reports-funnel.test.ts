@@ -1,4 +1,9 @@
+import { DuckDBInstance } from "@duckdb/node-api";
 import { afterEach, describe, expect, it } from "vitest";
+import { REPORTS } from "../src/reports/definitions.js";
+import type { Report } from "../src/reports/report.js";
+import { migrate } from "../src/storage/duckdb/migrations.js";
+import { DuckDBReports } from "../src/storage/duckdb/reports.js";
 import { post, SECRET_KEY, startTestServer, type TestServer } from "./helpers/server.js";
 
 /**
@@ -214,6 +219,49 @@ describe("funnel with repeated steps", () => {
       // A again: u4 only (60).
       [1, 1 / 2, 1 / 5, 60],
     ]);
+  });
+});
+
+describe("funnel steps that were not reached", () => {
+  /*
+   * Steps A → B → C, windowDays 1, range 2026-04-01 .. 2026-04-01, on the storage engine directly:
+   * DuckDB's ASOF join misbehaves only on large inputs (a NULL bound matched the entity's first row
+   * there), and this many messages would be slow through the API. Per block of five users:
+   *   2 users: C 09:00, A 10:00, C 11:00, no B at all                       → depth 1
+   *   2 users: A 10:00, B 04-03 10:00 (after the window), C 04-03 11:00     → depth 1
+   *   1 user:  A 10:00, B 10:30, C 11:00                                    → depth 3, gaps 1,800 and 1,800
+   * A step after one that was not reached is not reached either.
+   */
+  it("does not count a later step when an earlier one was not reached", async () => {
+    const users = 25_000;
+    const instance = await DuckDBInstance.create(":memory:");
+    const connection = await instance.connect();
+    try {
+      await connection.run("SET TimeZone = 'UTC'");
+      await migrate(connection);
+      await connection.run(`
+        INSERT INTO messages (workspace_id, message_id, type, event, user_id, timestamp, received_at)
+        SELECT 'ws', 'm' || i || '-' || k, 'track', e, 'u' || i, TIMESTAMPTZ '2026-04-01 00:00:00' + t, TIMESTAMPTZ '2026-04-01 00:00:00' + t
+        FROM range(${users}) r(i), (VALUES
+          (0, 'C', INTERVAL 9 HOUR), (0, 'A', INTERVAL 10 HOUR), (0, 'C', INTERVAL 11 HOUR),
+          (1, 'A', INTERVAL 10 HOUR), (1, 'B', INTERVAL 58 HOUR), (1, 'C', INTERVAL 59 HOUR),
+          (2, 'A', INTERVAL 10 HOUR), (2, 'B', INTERVAL 630 MINUTE), (2, 'C', INTERVAL 11 HOUR)
+        ) s(kind, e, t), range(3) n(k)
+        WHERE kind = CASE WHEN i % 5 < 2 THEN 0 WHEN i % 5 < 4 THEN 1 ELSE 2 END
+          AND k = CASE WHEN e = 'C' AND t = INTERVAL 9 HOUR THEN 0 WHEN e = 'A' THEN 1 ELSE 2 END`);
+      const context = { workspaceId: "ws", timeZone: "UTC", systemEvents: [], now: NOW };
+      const report = REPORTS.funnel as Report;
+      const body = { steps: ["A", "B", "C"], windowDays: 1, from: "2026-04-01", to: "2026-04-01" };
+      const f = (await report.run(new DuckDBReports(() => connection), report.plan(body, context))) as Funnel;
+      expect(rows(f)).toEqual([
+        [users, 1, 1, null],
+        [users / 5, 0.2, 0.2, 1800],
+        [users / 5, 1, 0.2, 1800],
+      ]);
+    } finally {
+      connection.closeSync();
+      instance.closeSync();
+    }
   });
 });
 

@@ -2,10 +2,26 @@ import type { DuckDBValue } from "@duckdb/node-api";
 import type { EventQuery, EventRecord, MessageType } from "../types.js";
 import { IDENTITY_CTES } from "./entities.js";
 
-/** SQL and named parameters for `GET /api/v1/events`, newest first. */
+const ACTIVITY = "type IN ('track', 'page', 'screen')";
+const ORDER = "ORDER BY timestamp DESC, message_id DESC";
+
+/**
+ * SQL and named parameters for `GET /api/v1/events`, newest first.
+ *
+ * A filter that is a disjunction across columns or subqueries (a user's messages, or those sent under
+ * the anonymousIds linked to it) is split into disjoint alternatives, each a branch of a UNION ALL:
+ * DuckDB pushes a branch's simple filters into its scan and reads the wide JSON columns only for the
+ * rows that pass, where a disjunction would make it read them for every row. Each branch keeps its own
+ * ORDER BY and LIMIT, so that its scan still gets the top-N's dynamic filter on timestamp.
+ */
 export function eventsQuery(query: EventQuery): { sql: string; params: Record<string, DuckDBValue> } {
   const params: Record<string, DuckDBValue> = { ws: query.workspaceId, limit: query.limit };
   const where = ["workspace_id = $ws"];
+  /** Each branch's extra conditions; a row matches at most one branch. */
+  let branches: string[][] = [[]];
+  const oneOf = (alternatives: string[][]) => {
+    branches = branches.flatMap((branch) => alternatives.map((alternative) => [...branch, ...alternative]));
+  };
   let with_ = "";
   if (query.type) {
     where.push("type = $type");
@@ -14,9 +30,10 @@ export function eventsQuery(query: EventQuery): { sql: string; params: Record<st
   if (query.userId !== undefined || query.companyId !== undefined) with_ = `WITH ${IDENTITY_CTES}`;
   if (query.userId !== undefined) {
     // A message with a userId is that user's; one with only an anonymousId is the linked user's.
-    where.push(
-      "(user_id = $userId OR (user_id IS NULL AND anonymous_id IN (SELECT anonymous_id FROM links WHERE user_id = $userId)))",
-    );
+    oneOf([
+      ["user_id = $userId"],
+      ["user_id IS NULL", "anonymous_id IN (SELECT anonymous_id FROM links WHERE user_id = $userId)"],
+    ]);
     params.userId = query.userId;
   }
   if (query.anonymousId !== undefined) {
@@ -24,17 +41,24 @@ export function eventsQuery(query: EventQuery): { sql: string; params: Record<st
     params.anonymousId = query.anonymousId;
   }
   if (query.groupId !== undefined) {
-    where.push("(group_id = $groupId OR context_group_id = $groupId)");
+    oneOf([["group_id = $groupId"], ["context_group_id = $groupId", "group_id IS DISTINCT FROM $groupId"]]);
     params.groupId = query.groupId;
   }
   if (query.companyId !== undefined) {
     // The company's timeline: its group calls, and the activity attributed to it (its context.groupId,
     // or, without one, any member's).
-    where.push(`(group_id = $companyId OR context_group_id = $companyId OR (
-      context_group_id IS NULL AND type IN ('track', 'page', 'screen') AND (
-        user_id IN (SELECT user_id FROM members WHERE group_id = $companyId)
-        OR (user_id IS NULL AND anonymous_id IN (
-          SELECT anonymous_id FROM links WHERE user_id IN (SELECT user_id FROM members WHERE group_id = $companyId))))))`);
+    const members = "(SELECT user_id FROM members WHERE group_id = $companyId)";
+    const unattributed = ["context_group_id IS NULL", "group_id IS DISTINCT FROM $companyId", ACTIVITY];
+    oneOf([
+      ["group_id = $companyId"],
+      ["context_group_id = $companyId", "group_id IS DISTINCT FROM $companyId"],
+      [...unattributed, `user_id IN ${members}`],
+      [
+        ...unattributed,
+        "user_id IS NULL",
+        `anonymous_id IN (SELECT anonymous_id FROM links WHERE user_id IN ${members})`,
+      ],
+    ]);
     params.companyId = query.companyId;
   }
   if (query.event !== undefined) {
@@ -53,14 +77,19 @@ export function eventsQuery(query: EventQuery): { sql: string; params: Record<st
     params.afterTs = BigInt(Math.round(query.after.timestamp * 1000));
     params.afterId = query.after.messageId;
   }
+  const source =
+    branches.length === 1
+      ? "messages"
+      : `(${branches.map((branch) => `(SELECT * FROM messages WHERE ${[...where, ...branch].join(" AND ")} ${ORDER} LIMIT $limit)`).join("\n      UNION ALL ")})`;
+  const filter = branches.length === 1 ? [...where, ...(branches[0] ?? [])] : ["true"];
   const sql = `${with_}
     SELECT message_id, type, event, name, category, user_id, anonymous_id, coalesce(group_id, context_group_id) AS group_id,
       previous_id, email, properties, traits, context, integrations,
       epoch_us(timestamp) AS ts, epoch_us(original_timestamp) AS original_ts, epoch_us(sent_at) AS sent_ts,
       epoch_us(received_at) AS received_ts
-    FROM messages
-    WHERE ${where.join(" AND ")}
-    ORDER BY timestamp DESC, message_id DESC
+    FROM ${source}
+    WHERE ${filter.join(" AND ")}
+    ${ORDER}
     LIMIT $limit`;
   return { sql, params };
 }

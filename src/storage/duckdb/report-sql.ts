@@ -19,6 +19,13 @@ export function periodSql(interval: Interval, day: string): string {
   return `(year(DATE '1970-01-01' + (${day})::INTEGER) * 12 + month(DATE '1970-01-01' + (${day})::INTEGER) - 1)`;
 }
 
+/**
+ * The join of an actor row to its anonymousId's link. It is one equality (NULL, so no match, for a
+ * userId actor) on purpose: DuckDB plans `x.actor_kind = 'anon' AND l.anonymous_id = x.actor_id` in
+ * a LEFT JOIN as a nested-loop join, seconds over a million rows, where this is a hash join.
+ */
+const LINK_KEY = "l.anonymous_id = CASE WHEN x.actor_kind = 'anon' THEN x.actor_id END";
+
 /** The user an actor row resolves to: its userId, or the user its anonymousId is linked to. */
 const RESOLVED_USER = "CASE WHEN x.actor_kind = 'user' THEN x.actor_id ELSE l.user_id END";
 
@@ -29,7 +36,7 @@ const RESOLVED_USER = "CASE WHEN x.actor_kind = 'user' THEN x.actor_id ELSE l.us
  * The result has `entity` plus the columns, one row per source row and company; callers aggregate.
  */
 export function entityRows(scope: Scope, table: string, columns: string, where = ""): string {
-  const join = "LEFT JOIN links l ON x.actor_kind = 'anon' AND l.anonymous_id = x.actor_id";
+  const join = `LEFT JOIN links l ON ${LINK_KEY}`;
   if (scope.level === "user") {
     const visitor = scope.includeAnonymous ? `'${VISITOR_PREFIX}' || x.actor_id` : "NULL";
     return `SELECT * FROM (
@@ -52,7 +59,8 @@ export function entityRows(scope: Scope, table: string, columns: string, where =
  */
 export function messageRows(scope: Scope, columns: string, where: string): string {
   const user = "coalesce(x.user_id, l.user_id)";
-  const join = "LEFT JOIN links l ON x.user_id IS NULL AND l.anonymous_id = x.anonymous_id";
+  // A pure equality, for the reason given at LINK_KEY.
+  const join = "LEFT JOIN links l ON l.anonymous_id = CASE WHEN x.user_id IS NULL THEN x.anonymous_id END";
   if (scope.level === "user") {
     const visitor = scope.includeAnonymous ? `'${VISITOR_PREFIX}' || x.anonymous_id` : "NULL";
     return `SELECT * FROM (
@@ -66,6 +74,36 @@ export function messageRows(scope: Scope, columns: string, where: string): strin
     UNION ALL
     SELECT m.group_id AS entity, ${columns} FROM messages x ${join} JOIN members m ON m.user_id = ${user}
     WHERE x.workspace_id = $ws AND x.context_group_id IS NULL ${where}`;
+}
+
+/**
+ * The actors (actor_summary's key: actor and context.groupId) with activity in [$from, $to], shaped
+ * as a table for entityRows. An actor whose first and last activity both fall in the range is
+ * active in it, one whose activity lies wholly outside is not: only the others need activity_days,
+ * and for a range that spans the data there are none. Far fewer rows than activity_days.
+ */
+export function activeActorsSql(): string {
+  // The range as instants, [start of `from`, start of the day after `to`): comparing timestamps with
+  // them costs less than turning every timestamp into a local day.
+  const start = "timezone($tz, (DATE '1970-01-01' + $from)::TIMESTAMP)";
+  const end = "timezone($tz, (DATE '1970-01-01' + $to + 1)::TIMESTAMP)";
+  return `(
+    WITH spans AS (
+      SELECT workspace_id, actor_kind, actor_id, context_group_id, min(first_ts) AS first_ts, max(last_ts) AS last_ts
+      FROM actor_summary WHERE workspace_id = $ws GROUP BY workspace_id, actor_kind, actor_id, context_group_id
+    ),
+    overlapping AS MATERIALIZED (
+      SELECT *, first_ts >= ${start} AND last_ts < ${end} AS inside FROM spans
+      WHERE first_ts < ${end} AND last_ts >= ${start}
+    ),
+    straddling AS MATERIALIZED (SELECT actor_kind, actor_id, context_group_id FROM overlapping WHERE NOT inside)
+    SELECT workspace_id, actor_kind, actor_id, context_group_id FROM overlapping WHERE inside
+    UNION ALL
+    SELECT x.workspace_id, x.actor_kind, x.actor_id, x.context_group_id
+    FROM activity_days x SEMI JOIN straddling s ON s.actor_kind = x.actor_kind AND s.actor_id = x.actor_id
+      AND s.context_group_id IS NOT DISTINCT FROM x.context_group_id
+    WHERE x.workspace_id = $ws AND x.day BETWEEN DATE '1970-01-01' + $from AND DATE '1970-01-01' + $to
+  )`;
 }
 
 /** Each entity's first activity over all data, as a timestamp and as a local day number. */

@@ -25,6 +25,7 @@ import type {
 import { VISITOR_PREFIX } from "../../reports/visitors.js";
 import { wrap } from "../errors.js";
 import {
+  activeActorsSql,
   dayNumber,
   entityRows,
   firstEventSql,
@@ -39,6 +40,14 @@ type Row = Record<string, DuckDBValue>;
 const num = (value: DuckDBValue | undefined): number => Number(value ?? 0);
 const DAY = dayNumber("x.day");
 
+/**
+ * `x.day` within two day numbers, compared on the column itself: DuckDB then folds the bounds into
+ * a filter on the scan and skips the row groups outside them (the day tables are appended day by
+ * day), where `day - DATE '1970-01-01' BETWEEN …` reads every row.
+ */
+const dayBetween = (lo: string, hi: string) =>
+  `x.day BETWEEN DATE '1970-01-01' + (${lo}) AND DATE '1970-01-01' + (${hi})`;
+
 function scopeParams(scope: Scope): Record<string, DuckDBValue> {
   return { ws: scope.workspaceId, tz: scope.timeZone };
 }
@@ -47,10 +56,19 @@ function scopeParams(scope: Scope): Record<string, DuckDBValue> {
 export class DuckDBReports implements ReportEngine {
   constructor(private readonly connection: () => DuckDBConnection) {}
 
-  private rows(sql: string, params: Record<string, DuckDBValue>): Promise<Row[]> {
+  private run(sql: string, params: Record<string, DuckDBValue>) {
     // DuckDB refuses named parameters that the statement does not use, and plans share parameters.
     const used = Object.fromEntries(Object.entries(params).filter(([name]) => new RegExp(`\\$${name}\\b`).test(sql)));
-    return wrap("report", async () => (await this.connection().runAndReadAll(sql, used)).getRowObjects());
+    return this.connection().runAndReadAll(sql, used);
+  }
+
+  private rows(sql: string, params: Record<string, DuckDBValue>): Promise<Row[]> {
+    return wrap("report", async () => (await this.run(sql, params)).getRowObjects());
+  }
+
+  /** The result column by column: much cheaper than row objects for a result of many rows. */
+  private columns(sql: string, params: Record<string, DuckDBValue>): Promise<DuckDBValue[][]> {
+    return wrap("report", async () => (await this.run(sql, params)).getColumns());
   }
 
   async active(plan: ActivePlan): Promise<ActiveRow[]> {
@@ -59,7 +77,7 @@ export class DuckDBReports implements ReportEngine {
       const found = await this.rows(
         `WITH ${IDENTITY_CTES}
          SELECT ${periodSql(plan.interval, "day")} AS period, count(DISTINCT entity) AS count
-         FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${DAY} BETWEEN $from AND $to`)})
+         FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$from", "$to")}`)})
          GROUP BY period ORDER BY period`,
         params,
       );
@@ -68,28 +86,51 @@ export class DuckDBReports implements ReportEngine {
     // Rolling windows: an entity active on day a, next active on day n, counts for the w-day window
     // ending on each day of [a, min(a + w − 1, n − 1)]; those spans never overlap, so the number of
     // entities on a day is the number of spans covering it: +1 where a span starts, −1 after it ends.
-    const found = await this.rows(
+    // Each entity's active days come as bitmaps of 32 days (day a is bit a mod 32 of word a div 32,
+    // counting from `base`), with the first active day of its next non-empty word: one row per
+    // entity and word, a tenth of the entity-days, and no sort over them.
+    const base = plan.from - 29;
+    const words = await this.columns(
       `WITH ${IDENTITY_CTES},
-       ed AS (SELECT DISTINCT entity, day FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${DAY} BETWEEN $from - 29 AND $to`)})),
-       seq AS (SELECT entity, day, lead(day) OVER (PARTITION BY entity ORDER BY day) AS next FROM ed),
-       spans AS (
-         SELECT 7 AS w, day AS s, least(day + 6, coalesce(next - 1, day + 6)) AS e FROM seq
-         UNION ALL SELECT 30, day, least(day + 29, coalesce(next - 1, day + 29)) FROM seq
-         UNION ALL SELECT 1, day, day FROM seq
+       days AS (
+         SELECT entity, (day - $base)::INTEGER AS d
+         FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$base", "$to")}`)})
+       ),
+       words AS (
+         SELECT entity, d // 32 AS word, min(d) AS first, bit_or(1::UINTEGER << (d % 32))::UINTEGER AS bits
+         FROM days GROUP BY entity, word
        )
-       SELECT w, d, sum(c) AS c FROM (
-         SELECT w, s AS d, 1 AS c FROM spans UNION ALL SELECT w, e + 1 AS d, -1 AS c FROM spans
-       ) GROUP BY w, d ORDER BY w, d`,
-      params,
+       SELECT word, bits, lead(first) OVER (PARTITION BY entity ORDER BY word) AS next FROM words`,
+      { ...params, base },
     );
-    const marks = new Map<number, Map<number, number>>([1, 7, 30].map((w) => [w, new Map()]));
-    for (const r of found) marks.get(num(r.w))?.set(num(r.d), num(r.c));
-    const running = new Map([1, 7, 30].map((w) => [w, 0]));
+    const span = plan.to - base + 1;
+    // Marks for windows of 1, 7 and 30 days; the last spans end up to 30 days after `to`.
+    const marks = [1, 7, 30].map((w) => ({ w, at: new Int32Array(span + 31) }));
+    const [word = [], bits = [], next = []] = words;
+    for (let r = 0; r < word.length; r++) {
+      let rest = num(bits[r]);
+      const offset = num(word[r]) * 32;
+      const after = next[r] === null || next[r] === undefined ? Number.POSITIVE_INFINITY : num(next[r]);
+      while (rest !== 0) {
+        const low = rest & -rest;
+        rest = (rest ^ low) >>> 0;
+        const day = offset + 31 - Math.clz32(low);
+        const following = rest === 0 ? after : offset + 31 - Math.clz32(rest & -rest);
+        for (const { w, at } of marks) {
+          (at[day] as number)++;
+          (at[Math.min(day + w, following)] as number)--;
+        }
+      }
+    }
+    const running = [0, 0, 0];
     const out: ActiveRow[] = [];
-    for (let d = plan.from - 29; d <= plan.to; d++) {
-      for (const w of [1, 7, 30]) running.set(w, (running.get(w) ?? 0) + (marks.get(w)?.get(d) ?? 0));
-      if (d >= plan.from)
-        out.push({ period: d, count: running.get(1) ?? 0, wau: running.get(7) ?? 0, mau: running.get(30) ?? 0 });
+    for (let d = 0; d < span; d++) {
+      marks.forEach(({ at }, i) => {
+        running[i] = (running[i] ?? 0) + (at[d] ?? 0);
+      });
+      if (d + base >= plan.from) {
+        out.push({ period: d + base, count: running[0] ?? 0, wau: running[1] ?? 0, mau: running[2] ?? 0 });
+      }
     }
     return out;
   }
@@ -109,12 +150,12 @@ export class DuckDBReports implements ReportEngine {
     const cohorts = plan.startEvent === undefined ? firstSeenSql(plan) : firstEventSql(plan);
     const returns =
       plan.returnEvent === undefined
-        ? entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${DAY} BETWEEN $from AND $to`)
+        ? entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$from", "$to")}`)
         : entityRows(
             plan,
             "event_days",
             `${DAY} AS day`,
-            `AND ${DAY} BETWEEN $from AND $to AND x.type = 'track' AND x.event = $returnEvent`,
+            `AND ${dayBetween("$from", "$to")} AND x.type = 'track' AND x.event = $returnEvent`,
           );
     const firstCohort = periodIndex(plan.from, plan.period) + (isPeriodStart(plan.from, plan) ? 0 : 1);
     const params: Record<string, DuckDBValue> = {
@@ -126,28 +167,31 @@ export class DuckDBReports implements ReportEngine {
     };
     if (plan.startEvent !== undefined) params.startEvent = plan.startEvent;
     if (plan.returnEvent !== undefined) params.returnEvent = plan.returnEvent;
-    const offsetsSql = `
-      WITH ${IDENTITY_CTES},
-      cohort AS (
+    // One query: the sizes (as offset 0) and the returns. Returns are reduced to one row per entity
+    // and period before they meet the cohorts.
+    const returned =
+      plan.mode === "bounded"
+        ? "SELECT cohort, k, count(*) AS n FROM back WHERE k <= $lastOffset GROUP BY cohort, k"
+        : // A return after the last offset shown still counts for every offset (any later period does).
+          "SELECT cohort, k, count(*) AS n FROM (SELECT entity, cohort, least(max(k), $lastOffset) AS k FROM back GROUP BY entity, cohort) GROUP BY cohort, k";
+    const found = await this.rows(
+      `WITH ${IDENTITY_CTES},
+      cohort AS MATERIALIZED (
         SELECT entity, ${p("first_day")} AS cohort FROM (${cohorts})
         WHERE first_day <= $to AND ${p("first_day")} >= $firstCohort
       ),
       back AS (
-        SELECT DISTINCT r.entity, c.cohort, ${p("r.day")} - c.cohort AS k
-        FROM (${returns}) r JOIN cohort c USING (entity)
-        WHERE ${p("r.day")} - c.cohort >= 1
-      )`;
-    const sizes = await this.rows(
-      `${offsetsSql} SELECT cohort, count(*) AS size FROM cohort GROUP BY cohort ORDER BY cohort`,
+        SELECT r.entity, c.cohort, r.p - c.cohort AS k
+        FROM (SELECT DISTINCT entity, ${p("day")} AS p FROM (${returns})) r JOIN cohort c USING (entity)
+        WHERE r.p - c.cohort >= 1
+      )
+      SELECT cohort, 0 AS k, count(*) AS n FROM cohort GROUP BY cohort
+      UNION ALL
+      ${returned}`,
       params,
     );
-    const counts = await this.rows(
-      plan.mode === "bounded"
-        ? `${offsetsSql} SELECT cohort, k, count(*) AS n FROM back WHERE k <= $lastOffset GROUP BY cohort, k`
-        : // A return after the last offset shown still counts for every offset (any later period does).
-          `${offsetsSql} SELECT cohort, k, count(*) AS n FROM (SELECT entity, cohort, least(max(k), $lastOffset) AS k FROM back GROUP BY entity, cohort) GROUP BY cohort, k`,
-      params,
-    );
+    const sizes = found.filter((r) => num(r.k) === 0).sort((a, b) => num(a.cohort) - num(b.cohort));
+    const counts = found.filter((r) => num(r.k) > 0);
     const byCohort = new Map<number, number[]>();
     for (const r of sizes) byCohort.set(num(r.cohort), new Array(plan.periods - 1).fill(0));
     for (const r of counts) {
@@ -162,7 +206,7 @@ export class DuckDBReports implements ReportEngine {
     }
     return sizes.map((r) => ({
       cohort: num(r.cohort),
-      size: num(r.size),
+      size: num(r.n),
       returned: byCohort.get(num(r.cohort)) ?? [],
     }));
   }
@@ -178,49 +222,55 @@ export class DuckDBReports implements ReportEngine {
       params[`e${i}`] = step;
     });
     const names = plan.steps.map((_, i) => `$e${i}`).join(", ");
-    // ord orders an entity's messages by time, then messageId; the low 20 bits number the messages
-    // within one millisecond, so "at or after step k's time" is ord ≥ ms_k × 2^20.
+    // With a repeated event, ord orders an entity's messages by time, then messageId; the low 20 bits
+    // number the messages within one millisecond, so "at or after step k's time" is ord ≥ ms_k × 2^20.
+    // When every step is a different event, one message can satisfy one step only anyway and the
+    // timestamps alone decide: numbering the messages was most of the query's time.
+    const repeats = new Set(plan.steps).size < plan.steps.length;
     const chain: string[] = [];
     for (let k = 1; k < plan.steps.length; k++) {
       const usedBefore = plan.steps.slice(0, k).lastIndexOf(plan.steps[k] as string);
       // DuckDB's greatest() skips NULLs: when step k−1 was not reached, the bound must stay NULL.
-      const bound =
-        usedBefore === -1
+      const bound = !repeats
+        ? `s.t${k - 1}`
+        : usedBefore === -1
           ? `(epoch_ms(s.t${k - 1}) * 1048576)`
           : `CASE WHEN s.t${k - 1} IS NOT NULL THEN greatest(epoch_ms(s.t${k - 1}) * 1048576, s.o${usedBefore} + 1) END`;
+      // A NULL bound does not keep the ASOF join from matching: on large inputs DuckDB (1.5) matches
+      // it to the entity's first row. Step k counts only when step k−1 was reached.
+      const reached = `s.t${k - 1} IS NOT NULL AND e.ts <= s.t0 + to_seconds($window)`;
       chain.push(`s${k} AS (
-        SELECT s.*, CASE WHEN e.ts <= s.t0 + to_seconds($window) THEN e.ts END AS t${k},
-          CASE WHEN e.ts <= s.t0 + to_seconds($window) THEN e.ord END AS o${k}
-        FROM s${k - 1} s ASOF LEFT JOIN (SELECT entity, ord, ts FROM ev WHERE event = $e${k}) e
-          ON e.entity = s.entity AND e.ord >= ${bound}
+        SELECT s.*, CASE WHEN ${reached} THEN e.ts END AS t${k}${repeats ? `, CASE WHEN ${reached} THEN e.ord END AS o${k}` : ""}
+        FROM s${k - 1} s ASOF LEFT JOIN (SELECT entity, ${repeats ? "ord, " : ""}ts FROM ev WHERE event = $e${k}) e
+          ON e.entity = s.entity AND e.${repeats ? "ord" : "ts"} >= ${bound}
       )`);
     }
     const last = plan.steps.length - 1;
     const depth = plan.steps.map((_, k) => `(t${k} IS NOT NULL)::INTEGER`).join(" + ");
+    const times = plan.steps.map((_, k) => `t${k}: t${k}`).join(", ");
     const gaps = plan.steps
       .slice(1)
       .map(
         (_, i) =>
-          `median(epoch_ms(t${i + 1}) - epoch_ms(t${i})) FILTER (WHERE t${i + 1} IS NOT NULL) / 1000.0 AS m${i + 1}`,
+          `median(epoch_ms(b.t${i + 1}) - epoch_ms(b.t${i})) FILTER (WHERE b.t${i + 1} IS NOT NULL) / 1000.0 AS m${i + 1}`,
       )
       .join(", ");
+    const ord = repeats
+      ? "epoch_ms(ts) * 1048576 + row_number() OVER (PARTITION BY entity, epoch_ms(ts) ORDER BY message_id) AS ord"
+      : "NULL AS ord";
     const sql = `
       WITH ${IDENTITY_CTES},
-      raw AS (${messageRows(plan, "x.timestamp AS ts, x.event, x.message_id", `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= timezone($tz, (DATE '1970-01-01' + $from)::TIMESTAMP) AND x.timestamp < timezone($tz, (DATE '1970-01-01' + $to + 1)::TIMESTAMP) + to_seconds($window)`)}),
-      ev AS (
-        SELECT entity, ts, event,
-          epoch_ms(ts) * 1048576 + row_number() OVER (PARTITION BY entity, epoch_ms(ts) ORDER BY message_id) AS ord
-        FROM raw
-      ),
+      raw AS (${messageRows(plan, `x.timestamp AS ts, x.event${repeats ? ", x.message_id" : ""}`, `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= timezone($tz, (DATE '1970-01-01' + $from)::TIMESTAMP) AND x.timestamp < timezone($tz, (DATE '1970-01-01' + $to + 1)::TIMESTAMP) + to_seconds($window)`)}),
+      ev AS (SELECT entity, ts, event, ${ord} FROM raw),
       s0 AS (
         SELECT entity, ts AS t0, ord AS o0 FROM ev
         WHERE event = $e0 AND ts < timezone($tz, (DATE '1970-01-01' + $to + 1)::TIMESTAMP)
       ),
       ${chain.length > 0 ? `${chain.join(",\n")},` : ""}
       depths AS (SELECT *, ${depth} AS depth FROM s${last}),
+      -- Per entity, its depth and the earliest step-1 occurrence reaching it: an aggregate, not a sort.
       best AS (
-        SELECT * FROM depths
-        QUALIFY row_number() OVER (PARTITION BY entity ORDER BY depth DESC, t0, o0) = 1
+        SELECT max(depth) AS depth, min_by({${times}}, (-depth, t0, o0)) AS b FROM depths GROUP BY entity
       )
       SELECT ${plan.steps.map((_, k) => `count(*) FILTER (WHERE depth >= ${k + 1}) AS c${k}`).join(", ")}
         ${gaps ? `, ${gaps}` : ""}
@@ -241,40 +291,39 @@ export class DuckDBReports implements ReportEngine {
       event: plan.event,
       threshold: plan.adoptionThreshold,
     };
-    const range = `AND ${DAY} BETWEEN $from AND $to`;
-    const usage = `
-      WITH ${IDENTITY_CTES},
-      uses AS (
-        SELECT entity, sum(events) AS count, max(last_ts) AS last_ts, count(DISTINCT ${periodSql("week", "day")}) AS weeks
-        FROM (${entityRows(plan, "event_days", `${DAY} AS day, x.events, x.last_ts`, `${range} AND x.type = 'track' AND x.event = $event`)})
-        GROUP BY entity
-      )`;
-    const [totals] = await this.rows(
-      `${usage},
-       active AS (SELECT count(DISTINCT entity) AS n FROM (${entityRows(plan, "activity_days", "x.day", range)}))
-       SELECT (SELECT n FROM active) AS active, count(*) AS used,
-         count(*) FILTER (WHERE count >= $threshold) AS adopted, count(*) FILTER (WHERE weeks >= 2) AS returned
-       FROM uses`,
+    const range = `AND ${dayBetween("$from", "$to")}`;
+    // One query for the three parts, so that event_days is read once for the event.
+    const found = await this.rows(
+      `WITH ${IDENTITY_CTES},
+       ev AS MATERIALIZED (
+         SELECT entity, ${periodSql("week", "day")} AS week, events, last_ts
+         FROM (${entityRows(plan, "event_days", `${DAY} AS day, x.events, x.last_ts`, `${range} AND x.type = 'track' AND x.event = $event`)})
+       ),
+       uses AS MATERIALIZED (
+         SELECT entity, sum(events) AS count, max(last_ts) AS last_ts, count(DISTINCT week) AS weeks FROM ev GROUP BY entity
+       ),
+       active AS (SELECT count(DISTINCT entity) AS n FROM (${entityRows(plan, activeActorsSql(), "NULL")}))
+       SELECT 'totals' AS part, NULL AS sort, NULL AS entity, (SELECT n FROM active) AS a, count(*) AS b,
+         count(*) FILTER (WHERE count >= $threshold) AS c, count(*) FILTER (WHERE weeks >= 2) AS d
+       FROM uses
+       UNION ALL
+       SELECT * FROM (
+         SELECT 'top', -count, entity, count, epoch_ms(last_ts), NULL, NULL FROM uses ORDER BY count DESC, entity LIMIT 50
+       )
+       UNION ALL
+       SELECT 'weekly', week, NULL, week, count(DISTINCT entity), NULL, NULL FROM ev GROUP BY week
+       ORDER BY part, sort, entity`,
       params,
     );
-    const top = await this.rows(
-      `${usage} SELECT entity, count, epoch_ms(last_ts) AS last FROM uses ORDER BY count DESC, entity LIMIT 50`,
-      params,
-    );
-    const weekly = await this.rows(
-      `WITH ${IDENTITY_CTES}
-       SELECT ${periodSql("week", "day")} AS period, count(DISTINCT entity) AS used
-       FROM (${entityRows(plan, "event_days", `${DAY} AS day`, `${range} AND x.type = 'track' AND x.event = $event`)})
-       GROUP BY period ORDER BY period`,
-      params,
-    );
+    const part = (name: string) => found.filter((r) => r.part === name);
+    const [totals] = part("totals");
     return {
-      active: num(totals?.active),
-      used: num(totals?.used),
-      adopted: num(totals?.adopted),
-      returned: num(totals?.returned),
-      top: top.map((r) => ({ id: String(r.entity), count: num(r.count), lastSeen: num(r.last) })),
-      weekly: weekly.map((r) => ({ period: num(r.period), used: num(r.used) })),
+      active: num(totals?.a),
+      used: num(totals?.b),
+      adopted: num(totals?.c),
+      returned: num(totals?.d),
+      top: part("top").map((r) => ({ id: String(r.entity), count: num(r.a), lastSeen: num(r.b) })),
+      weekly: part("weekly").map((r) => ({ period: num(r.a), used: num(r.b) })),
     };
   }
 
@@ -288,6 +337,10 @@ export class DuckDBReports implements ReportEngine {
       endMs: plan.endMs,
       firstCohort: periodIndex(plan.from, plan.period) + (isPeriodStart(plan.from, plan) ? 0 : 1),
     };
+    // No milestone counts before its entity's first activity, which is in a cohort: messages before
+    // the first cohort's first day are never needed. Both bounds compare the column itself, so that
+    // DuckDB skips the row groups outside them.
+    params.cohortsStart = periodFirstDay(num(params.firstCohort), plan.period);
     const milestones = plan.milestones
       .map((m, i) => {
         params[`me${i}`] = m.event;
@@ -304,10 +357,11 @@ export class DuckDBReports implements ReportEngine {
          WHERE first_day <= $to AND ${p("first_day")} >= $firstCohort
        ),
        milestones AS (${milestones}),
+       -- Only the time of the n-th occurrence matters, and occurrences at the same time share it:
+       -- ties need no order, and the messageIds (long strings) are not read.
        occ AS (
-         SELECT r.entity, r.event, r.ts,
-           row_number() OVER (PARTITION BY r.entity, r.event ORDER BY r.ts, r.message_id) AS n
-         FROM (${messageRows(plan, "x.timestamp AS ts, x.event, x.message_id", `AND x.type = 'track' AND x.event IN (${names}) AND epoch_ms(x.timestamp) < $endMs`)}) r
+         SELECT r.entity, r.event, r.ts, row_number() OVER (PARTITION BY r.entity, r.event ORDER BY r.ts) AS n
+         FROM (${messageRows(plan, "x.timestamp AS ts, x.event", `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= timezone($tz, (DATE '1970-01-01' + $cohortsStart)::TIMESTAMP) AND x.timestamp < timezone('UTC', epoch_ms($endMs::BIGINT))`)}) r
          JOIN cohort c USING (entity)
          WHERE r.ts >= c.first_ts AND r.ts <= c.first_ts + to_seconds($window)
        ),
@@ -344,34 +398,28 @@ export class DuckDBReports implements ReportEngine {
     const last = periodIndex(plan.to, plan.period);
     const found = await this.rows(
       `WITH ${IDENTITY_CTES},
-       act AS (
-         SELECT DISTINCT entity, ${p("day")} AS p FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${DAY} BETWEEN $prevStart AND $to AND NOT (${DAY} >= $firstStart AND ${DAY} < $from)`)})
+       act AS MATERIALIZED (
+         SELECT DISTINCT entity, ${p("day")} AS p FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$prevStart", "$to")} AND NOT (${DAY} >= $firstStart AND ${DAY} < $from)`)})
        ),
        fs AS (SELECT entity, first_day, ${p("first_day")} AS fp FROM (${firstSeenSql(plan)})),
-       cur AS (
-         SELECT a.p, a.entity, fs.first_day, fs.fp,
-           EXISTS (SELECT 1 FROM act b WHERE b.entity = a.entity AND b.p = a.p - 1) AS before
-         FROM act a LEFT JOIN fs USING (entity) WHERE a.p BETWEEN $first AND $last
+       -- Per period: the active entities, those also active in the one before (returning), and
+       -- those first seen in it. Resurrecting and dormant follow by subtraction, with one self-join
+       -- of act instead of two: active in p, not in p − 1 and seen before (first seen period < p,
+       -- as first seen in p rules out p − 1); active in p − 1 and not in p.
+       active AS (SELECT p, count(*) AS n FROM act GROUP BY p),
+       back AS (
+         SELECT a.p, count(*) AS n FROM act a JOIN act b ON b.entity = a.entity AND b.p = a.p - 1 GROUP BY a.p
        ),
-       gone AS (
-         SELECT b.p + 1 AS p, count(*) AS n FROM act b
-         WHERE b.p + 1 BETWEEN $first AND $last
-           AND NOT EXISTS (SELECT 1 FROM act a WHERE a.entity = b.entity AND a.p = b.p + 1)
-         GROUP BY b.p
-       ),
+       firsts AS (SELECT a.p, count(*) AS n FROM act a JOIN fs ON fs.entity = a.entity AND fs.fp = a.p GROUP BY a.p),
        news AS (
          SELECT fp AS p, count(*) AS n FROM fs WHERE first_day BETWEEN $from AND $to GROUP BY fp
-       ),
-       kinds AS (
-         SELECT p,
-           count(*) FILTER (WHERE before AND NOT (fp = p AND first_day >= $from)) AS returning,
-           count(*) FILTER (WHERE NOT before AND fp < p) AS resurrecting
-         FROM cur GROUP BY p
        )
-       SELECT periods.p, coalesce(news.n, 0) AS new, coalesce(kinds.returning, 0) AS returning,
-         coalesce(kinds.resurrecting, 0) AS resurrecting, coalesce(gone.n, 0) AS dormant
+       SELECT periods.p, coalesce(news.n, 0) AS new, coalesce(back.n, 0) AS returning,
+         coalesce(now.n, 0) - coalesce(back.n, 0) - coalesce(firsts.n, 0) AS resurrecting,
+         coalesce(prev.n, 0) - coalesce(back.n, 0) AS dormant
        FROM (SELECT unnest(range($first, $last + 1)) AS p) periods
-         LEFT JOIN news USING (p) LEFT JOIN kinds USING (p) LEFT JOIN gone USING (p)
+         LEFT JOIN news USING (p) LEFT JOIN back USING (p) LEFT JOIN firsts USING (p)
+         LEFT JOIN active now ON now.p = periods.p LEFT JOIN active prev ON prev.p = periods.p - 1
        ORDER BY periods.p`,
       {
         ...scopeParams(plan),
@@ -396,15 +444,21 @@ export class DuckDBReports implements ReportEngine {
 
   async power(plan: PowerPlan): Promise<PowerFigures> {
     const params = { ...scopeParams(plan), lo: plan.date - plan.days + 1, date: plan.date };
-    const counts = `
-      WITH ${IDENTITY_CTES},
-      days AS (
-        SELECT entity, count(DISTINCT day) AS n
-        FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${DAY} BETWEEN $lo AND $date`)}) GROUP BY entity
-      )`;
-    const histogram = await this.rows(`${counts} SELECT n, count(*) AS entities FROM days GROUP BY n`, params);
-    const top = await this.rows(`${counts} SELECT entity, n FROM days ORDER BY n DESC, entity LIMIT 50`, params);
-    const byDays = new Map(histogram.map((r) => [num(r.n), num(r.entities)]));
+    // One query for both parts: the active days per entity are worked out once.
+    const found = await this.rows(
+      `WITH ${IDENTITY_CTES},
+       days AS MATERIALIZED (
+         SELECT entity, count(DISTINCT day) AS n
+         FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$lo", "$date")}`)}) GROUP BY entity
+       )
+       SELECT 'histogram' AS part, n, count(*) AS entities, NULL AS entity FROM days GROUP BY n
+       UNION ALL
+       SELECT * FROM (SELECT 'top', n, NULL, entity FROM days ORDER BY n DESC, entity LIMIT 50)
+       ORDER BY part, n DESC, entity`,
+      params,
+    );
+    const byDays = new Map(found.filter((r) => r.part === "histogram").map((r) => [num(r.n), num(r.entities)]));
+    const top = found.filter((r) => r.part === "top");
     return {
       histogram: Array.from({ length: plan.days }, (_, i) => ({ activeDays: i + 1, entities: byDays.get(i + 1) ?? 0 })),
       top: top.map((r) => ({ id: String(r.entity), activeDays: num(r.n) })),
@@ -418,7 +472,7 @@ export class DuckDBReports implements ReportEngine {
        recent AS (
          SELECT entity, max(day) AS last_day, max(last_ts) AS last_ts,
            count(DISTINCT day) FILTER (WHERE day < $cutoff) AS prior
-         FROM (${entityRows(plan, "activity_days", `${DAY} AS day, x.last_ts`, `AND ${DAY} BETWEEN $cutoff - 30 AND $date`)})
+         FROM (${entityRows(plan, "activity_days", `${DAY} AS day, x.last_ts`, `AND ${dayBetween("$cutoff - 30", "$date")}`)})
          GROUP BY entity
        )
        SELECT entity, epoch_ms(last_ts) AS last, prior FROM recent
