@@ -268,6 +268,8 @@ async function main(): Promise<void> {
   const dataDir = values.dir ?? defaultDatasetDir(options);
 
   const load = await loadDataset(dataDir, options);
+  // Other work on the machine skews every figure; the load average says how much there was.
+  const loadBefore = os.loadavg()[0] ?? 0;
   const dataset = generateDataset(options);
   const ws = dataset.options.workspaceId;
   const now = dataset.options.end.getTime() - 1;
@@ -374,12 +376,14 @@ async function main(): Promise<void> {
     }
   }
 
+  const loadAfter = os.loadavg()[0] ?? 0;
   const version = await duckdbVersion();
   const cpus = os.cpus();
   const s = dataset.summary;
   const out: string[] = [];
   out.push(
     `Machine: ${cpus.length} cores (${cpus[0]?.model.trim() ?? "unknown"}), ${bytes(os.totalmem())} memory, ${os.platform()} ${os.release()}; Node ${process.version}; DuckDB ${version}`,
+    `Load average (1 min): ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after`,
     `Dataset: ${s.events.toLocaleString("en")} activity events + ${s.identifies.toLocaleString("en")} identifies + ${s.groups.toLocaleString("en")} group calls = ${s.messages.toLocaleString("en")} messages; ${dataset.options.users.toLocaleString("en")} users, ${dataset.options.companies.toLocaleString("en")} companies, ${dataset.options.days} days ending ${s.windowEnd}`,
     `Load: ${(load.loadMs / 1000).toFixed(0)} s through DuckDBEngine.write() (${Math.round((s.messages * 1000) / load.loadMs).toLocaleString("en")} messages/s)${load.cached ? ", cached from an earlier run" : ""}; engine open ${(openMs / 1000).toFixed(1)} s`,
     `DuckDB file: ${bytes(size)} (${DATABASE_FILE} and its WAL)${tables ? `; rows: ${tables}` : ""}`,
