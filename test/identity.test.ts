@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { post, query, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
+import { post, query, SECRET_KEY, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
 
 /**
  * Hand-worked fixtures for identity resolution, traits, memberships and company attribution. The
@@ -293,6 +293,34 @@ describe("companies", () => {
     const acme = await company(t, "acme");
     expect([acme.users, acme.events, acme.lastSeen]).toEqual([1, 1, at("2026-03-03")]);
     expect((await user(t, "u-grp")).companies.map((c) => [c.id, c.joinedBy.messageId])).toEqual([["acme", "g1"]]);
+  });
+
+  it("lists a company's traits in key order, the same in the list, its profile and CSV", async () => {
+    const t = await start();
+    // Three group calls set the traits in the order zeta, alpha, mid; "name" arrives last.
+    await send(t, [
+      { type: "group", userId: "u-k", groupId: "keys", traits: { zeta: 1 }, timestamp: at("2026-03-02"), messageId: "k1" },
+      { type: "group", userId: "u-k", groupId: "keys", traits: { alpha: 2 }, timestamp: at("2026-03-03"), messageId: "k2" },
+      {
+        type: "group",
+        userId: "u-k",
+        groupId: "keys",
+        traits: { mid: 3, name: "Keys" },
+        timestamp: at("2026-03-04"),
+        messageId: "k3",
+      },
+    ]);
+    const sorted = ["alpha", "mid", "name", "zeta"];
+    for (let i = 0; i < 5; i++) {
+      const list = await query<{ companies: (Company & { traits: object })[] }>(t.url, "/api/v1/companies?q=keys");
+      expect(Object.keys(list.companies[0]?.traits ?? {})).toEqual(sorted);
+      expect(Object.keys((await query<{ traits: object }>(t.url, "/api/v1/companies/keys")).traits)).toEqual(sorted);
+    }
+    const res = await fetch(`${t.url}/api/v1/companies?q=keys&format=csv`, {
+      headers: { authorization: `Bearer ${SECRET_KEY}` },
+    });
+    const csv = await res.text();
+    expect(csv).toContain(JSON.stringify({ alpha: 2, mid: 3, name: "Keys", zeta: 1 }).replaceAll('"', '""'));
   });
 
   it("answers 404 JSON for unknown ids and 400 for bad list parameters", async () => {

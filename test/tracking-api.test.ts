@@ -158,6 +158,16 @@ describe("CORS", () => {
     },
   );
 
+  it("answers a bare OPTIONS, without preflight headers, 204 with the allowed methods", async () => {
+    for (const route of ["/v1/batch", "/sdk/track", "/api/v1/events"]) {
+      const res = await send(t.url, route, { method: "OPTIONS" });
+      expect(res.status).toBe(204);
+      const methods = (res.headers.get("access-control-allow-methods") ?? "").toLowerCase().split(/\s*,\s*/);
+      expect(methods).toContain("post");
+      expect(res.text).toBe("");
+    }
+  });
+
   it("responses, errors included, carry Access-Control-Allow-Origin", async () => {
     const origin = { origin: "https://app.example.com" };
     const ok = await post(t.url, "/v1/track", { userId: "u", event: "Cors", messageId: uid("cors") }, origin);

@@ -68,6 +68,9 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     methods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
     allowedHeaders: ["Authorization", "Content-Type", "Content-Encoding"],
     maxAge: 86_400,
+    // An OPTIONS request that is not a CORS preflight (no Origin or Access-Control-Request-Method)
+    // gets the same 204 with the allowed methods, not the plugin's plain-text 400.
+    strictPreflight: false,
   });
   registerBodyParsing(app);
   app.setErrorHandler(handleError);

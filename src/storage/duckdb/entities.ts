@@ -34,6 +34,12 @@ export const IDENTITY_CTES = `
     )
   )`;
 
+/**
+ * An entity's latest traits as one JSON object, keys in order: json_group_object() is a macro over
+ * an aggregate that takes no ORDER BY, and its key order changes from one run to the next.
+ */
+const TRAITS_OBJECT = `('{' || string_agg(to_json(key)::VARCHAR || ':' || coalesce(value::VARCHAR, 'null'), ',' ORDER BY key) || '}')::JSON`;
+
 /** The anonymousIds whose first link is to $userId. */
 const LINKS_OF_USER = `
   SELECT anonymous_id FROM identity_links WHERE workspace_id = $ws
@@ -251,7 +257,7 @@ function companiesSql(filter: string): string {
     ),
     member_counts AS (SELECT group_id, count(*) AS users FROM members GROUP BY group_id),
     company_traits AS (
-      SELECT entity_id AS group_id, json_group_object(key, value) AS traits
+      SELECT entity_id AS group_id, ${TRAITS_OBJECT} AS traits
       FROM (${latestTraits("AND entity_kind = 'company'")}) GROUP BY entity_id
     ),
     ids AS (
@@ -282,7 +288,7 @@ const COMPANY_SUMMARY_SQL = `WITH ${IDENTITY_CTES}, ${MEMBER_ACTORS},
       FROM (${attributedTo("activity_days", "x.events", "AND x.day >= DATE '1970-01-01' + $since")})
     ),
     company_traits AS (
-      SELECT json_group_object(key, value) AS traits
+      SELECT ${TRAITS_OBJECT} AS traits
       FROM (${latestTraits("AND entity_kind = 'company' AND entity_id = $id")}) GROUP BY entity_id
     )
     SELECT $id AS id, (SELECT traits FROM company_traits) AS traits, epoch_us(s.first_ts) AS first,
