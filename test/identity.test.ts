@@ -299,8 +299,22 @@ describe("companies", () => {
     const t = await start();
     // Three group calls set the traits in the order zeta, alpha, mid; "name" arrives last.
     await send(t, [
-      { type: "group", userId: "u-k", groupId: "keys", traits: { zeta: 1 }, timestamp: at("2026-03-02"), messageId: "k1" },
-      { type: "group", userId: "u-k", groupId: "keys", traits: { alpha: 2 }, timestamp: at("2026-03-03"), messageId: "k2" },
+      {
+        type: "group",
+        userId: "u-k",
+        groupId: "keys",
+        traits: { zeta: 1 },
+        timestamp: at("2026-03-02"),
+        messageId: "k1",
+      },
+      {
+        type: "group",
+        userId: "u-k",
+        groupId: "keys",
+        traits: { alpha: 2 },
+        timestamp: at("2026-03-03"),
+        messageId: "k2",
+      },
       {
         type: "group",
         userId: "u-k",
