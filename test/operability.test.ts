@@ -7,6 +7,7 @@ import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config/index.js";
 import { type RunningServer, startServer } from "../src/server/start.js";
+import type { DuckDBEngine } from "../src/storage/duckdb/engine.js";
 import {
   basicAuth,
   type ChildServer,
@@ -889,6 +890,60 @@ describe("deletion requests", () => {
     expect(await stats(t.url)).toEqual({ messages: 11, events: activity(OTHERS), duplicates: 12 });
     expect(await status(t.url, "/api/v1/users/alice")).toBe(404);
     expectRemaining(await allReports(t.url, "user"), "user");
+  });
+
+  it("after compaction, brings back the company traits and links that the erased user's messages had displaced", async () => {
+    const day = (d: number) => `2026-03-0${d}T10:00:00.000Z`;
+    // Dana's group call sets acme's plan after Bob's, so "pro" wins; Dana's identify links anon-x
+    // before Bob's does, so anon-x is Dana's. Compaction then keeps only those winners.
+    const dana = [
+      { type: "group", userId: "dana", groupId: "acme", traits: { plan: "pro" }, timestamp: day(2), messageId: "d-g" },
+      { type: "identify", userId: "dana", anonymousId: "anon-x", timestamp: day(2), messageId: "d-i" },
+      { type: "track", anonymousId: "anon-x", event: "Opened", timestamp: day(1), messageId: "d-t" },
+    ];
+    const others = [
+      {
+        type: "group",
+        userId: "bob",
+        groupId: "acme",
+        traits: { name: "Acme", plan: "free" },
+        timestamp: day(1),
+        messageId: "b-g",
+      },
+      { type: "identify", userId: "bob", anonymousId: "anon-x", timestamp: day(3), messageId: "b-i" },
+      { type: "track", userId: "bob", event: "Opened", timestamp: day(4), messageId: "b-t" },
+    ];
+    const [t, control] = await Promise.all([testServer(), testServer()]);
+    expect(await sendAll(t.url, [...dana, ...others])).toMatchObject({ accepted: 6 });
+    expect(await sendAll(control.url, others)).toMatchObject({ accepted: 3 });
+    expect((await query<{ traits: unknown }>(t.url, "/api/v1/companies/acme")).traits).toEqual({
+      name: "Acme",
+      plan: "pro",
+    });
+    await (t.server.storage as DuckDBEngine).compact();
+
+    const res = await secretPost(t.url, "/api/v1/deletion-requests", { userId: "dana" });
+    expect(res.status).toBe(202);
+    const id = (res.json as { id: string }).id;
+    await eventually("the deletion to finish", async () => {
+      const list = await query<{ deletionRequests: { id: string }[] }>(
+        t.url,
+        "/api/v1/deletion-requests?state=finished",
+      );
+      return list.deletionRequests.find((d) => d.id === id);
+    });
+
+    // As on a server that never saw Dana: Bob's plan, and anon-x linked to Bob by his identify.
+    const acme = await query<{ traits: unknown; traitsSetBy: unknown }>(t.url, "/api/v1/companies/acme");
+    expect(acme.traits).toEqual({ name: "Acme", plan: "free" });
+    expect(acme).toEqual(await query(control.url, "/api/v1/companies/acme"));
+    const bob = await query<{ anonymousIds: { anonymousId: string; linkedBy: { messageId: string } }[] }>(
+      t.url,
+      "/api/v1/users/bob",
+    );
+    expect(bob.anonymousIds.map((a) => [a.anonymousId, a.linkedBy.messageId])).toEqual([["anon-x", "b-i"]]);
+    expect(bob).toEqual(await query(control.url, "/api/v1/users/bob"));
+    expect(await query(t.url, "/api/v1/users/anon-x")).toEqual(await query(control.url, "/api/v1/users/anon-x"));
   });
 
   it("refuses bad requests and unknown states, and erases nothing of an unknown user", async () => {

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import type { DeletionRequest, DeletionState } from "../types.js";
+import { linksFrom, traitsFrom } from "./commit-sql.js";
 import { IDENTITY_CTES } from "./entities.js";
 
 /** Runs `fn` in one transaction on `connection`, rolling back if it throws. */
@@ -59,6 +60,10 @@ export async function readDeletionRequests(
 /**
  * Erases a user within the current transaction: their messages and those sent under the anonymousIds
  * linked to them, and every derived row about them. Returns the number of messages erased.
+ *
+ * Compaction keeps only the winner of each key, so a row the user's messages displaced may be gone:
+ * the traits of the companies they described and the links of their anonymousIds are worked out
+ * again from the messages that remain, as if the user had never sent anything.
  */
 export async function eraseUser(connection: DuckDBConnection, workspaceId: string, userId: string): Promise<number> {
   const params = { ws: workspaceId, userId };
@@ -68,23 +73,19 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
     params,
   );
   const anon = "(SELECT anonymous_id FROM erased_anonymous)";
+  const own = `workspace_id = $ws AND (user_id = $userId OR (user_id IS NULL AND anonymous_id IN ${anon}))`;
+  await connection.run(
+    `CREATE OR REPLACE TEMP TABLE erased_groups AS
+     SELECT DISTINCT group_id FROM messages WHERE ${own} AND type = 'group' AND group_id IS NOT NULL`,
+    params,
+  );
   const counted = await connection.runAndReadAll(
     `SELECT count(*) AS messages, count(*) FILTER (WHERE type IN ('track', 'page', 'screen')) AS events
-     FROM messages WHERE workspace_id = $ws AND (user_id = $userId OR (user_id IS NULL AND anonymous_id IN ${anon}))`,
+     FROM messages WHERE ${own}`,
     params,
   );
   const [messages, events] = (counted.getRows()[0] ?? [0, 0]).map(Number) as [number, number];
-  // Traits the user's own calls set on anything, companies included: a group call's traits may describe them.
-  await connection.run(
-    `DELETE FROM traits WHERE workspace_id = $ws AND message_id IN (
-       SELECT message_id FROM messages
-       WHERE workspace_id = $ws AND (user_id = $userId OR (user_id IS NULL AND anonymous_id IN ${anon})))`,
-    params,
-  );
-  await connection.run(
-    `DELETE FROM messages WHERE workspace_id = $ws AND (user_id = $userId OR (user_id IS NULL AND anonymous_id IN ${anon}))`,
-    params,
-  );
+  await connection.run(`DELETE FROM messages WHERE ${own}`, params);
   const actor = `((actor_kind = 'user' AND actor_id = $userId) OR (actor_kind = 'anon' AND actor_id IN ${anon}))`;
   for (const table of ["activity_days", "event_days", "actor_summary", "memberships"]) {
     await connection.run(`DELETE FROM ${table} WHERE workspace_id = $ws AND ${actor}`, params);
@@ -98,6 +99,24 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
     `DELETE FROM identity_links WHERE workspace_id = $ws AND (user_id = $userId OR anonymous_id IN ${anon})`,
     params,
   );
+  // The traits of the companies the user's group calls described, from the group calls that remain.
+  const groups = "(SELECT group_id FROM erased_groups)";
+  const ws = { ws: workspaceId };
+  await connection.run(
+    `DELETE FROM traits WHERE workspace_id = $ws AND entity_kind = 'company' AND entity_id IN ${groups}`,
+    ws,
+  );
+  await connection.run(
+    traitsFrom(`(SELECT * FROM messages WHERE workspace_id = $ws AND type = 'group' AND group_id IN ${groups})`),
+    ws,
+  );
+  // Other users' links to the erased anonymousIds, which the user's earlier links had displaced.
+  await connection.run(
+    linksFrom(
+      `(SELECT * FROM messages WHERE workspace_id = $ws AND (anonymous_id IN ${anon} OR (type = 'alias' AND previous_id IN ${anon})))`,
+    ),
+    ws,
+  );
   // The counts shrink by what was erased; the duplicates seen before stay counted.
   await connection.run("INSERT INTO workspace_counters VALUES ($ws, $messages, $events, 0)", {
     ws: workspaceId,
@@ -105,6 +124,7 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
     events: -events,
   });
   await connection.run("DROP TABLE erased_anonymous");
+  await connection.run("DROP TABLE erased_groups");
   return messages;
 }
 

@@ -261,6 +261,16 @@ export class DuckDBEngine implements StorageEngine {
     return done as DeletionRequest;
   }
 
+  /**
+   * Rewrites every derived table to one row per key now, every day included. The writer does this on
+   * its own as the data grows; this is for maintenance and for tests of what compaction keeps.
+   */
+  compact(): Promise<void> {
+    const writer = this.writer;
+    if (!writer) return Promise.reject(new EngineClosedError());
+    return wrap("compact", () => writer.exclusive(() => writer.compact(true)));
+  }
+
   backup(path: string): Promise<void> {
     return this.exclusive("backup", (connection) =>
       copyDatabase(connection, nodePath.join(this.options.dataDir, DATABASE_FILE), path),
