@@ -1,11 +1,21 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPORTS } from "../src/reports/definitions.js";
+import { sessionCookieName } from "../src/server/sessions.js";
 import type { WorkspaceRecord, WorkspaceStats } from "../src/storage/types.js";
+import {
+  call,
+  type Dataset,
+  items,
+  leakedBeyondAsked,
+  monthAgo,
+  startTwoWorkspaces,
+  stopTwoWorkspaces,
+  type TwoWorkspaces,
+  today,
+} from "./helpers/isolation.js";
 import { basicAuth, post, SECRET_KEY, type TestServer, WRITE_KEY } from "./helpers/server.js";
 import { uid } from "./helpers/tracking.js";
-import { startWithWorkspaces } from "./helpers/workspaces.js";
 
 /**
  * Two workspaces on one server. Every read and admin route is tried with every credential that is
@@ -13,194 +23,26 @@ import { startWithWorkspaces } from "./helpers/workspaces.js";
  * alone, and no answer carries anything of A's.
  */
 
-interface Sent {
-  status: number;
-  text: string;
-  json: Record<string, unknown> | undefined;
-}
-
-async function call(url: string, method: string, route: string, headers: Record<string, string>, body?: unknown) {
-  const res = await fetch(`${url}${route}`, {
-    method,
-    headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json } satisfies Sent;
-}
-
-/** The list under `key` of an answer; empty when there is none. */
-function items<T>(sent: Sent, key: string): T[] {
-  const value = sent.json?.[key];
-  return Array.isArray(value) ? (value as T[]) : [];
-}
-
-const today = new Date().toISOString().slice(0, 10);
-const monthAgo = new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10);
-
-/** One workspace's data: ids, names and values that appear nowhere else. */
-function dataset(label: string) {
-  const u = uid(label);
-  return {
-    user: `${u}-user`,
-    anonymous: `${u}-anon`,
-    email: `${u}@example.com`,
-    event: `${u} Secret Event`,
-    otherEvent: `${u} Other Event`,
-    group: `${u}-company`,
-    company: `${u} Corp`,
-    trait: `${u}-trait-value`,
-    property: `${u}-property-value`,
-    savedName: `${u} Saved Report`,
-    systemEvent: `${u} System Event`,
-    deletedUser: `${u}-gone`,
-    messageIds: [`${u}-m1`, `${u}-m2`, `${u}-m3`, `${u}-m4`],
-  };
-}
-type Dataset = ReturnType<typeof dataset>;
-
-function batchOf(d: Dataset, sharedMessageId: string) {
-  return {
-    batch: [
-      {
-        type: "identify",
-        userId: d.user,
-        anonymousId: d.anonymous,
-        messageId: d.messageIds[0],
-        traits: { email: d.email, plan: d.trait },
-      },
-      { type: "group", userId: d.user, groupId: d.group, messageId: d.messageIds[1], traits: { name: d.company } },
-      {
-        type: "track",
-        userId: d.user,
-        event: d.event,
-        messageId: d.messageIds[2],
-        properties: { secret: d.property },
-        context: { groupId: d.group },
-      },
-      { type: "track", userId: d.user, event: d.otherEvent, messageId: d.messageIds[3] },
-      { type: "track", anonymousId: d.anonymous, event: d.event, messageId: sharedMessageId },
-    ],
-  };
-}
-
 describe("workspace isolation", () => {
+  let f: TwoWorkspaces;
   let t: TestServer;
   let beta: WorkspaceRecord;
   let alphaId: string;
   let adminToken: string;
-  const A = dataset("alpha");
-  const B = dataset("beta");
-  /** The same messageId sent to both workspaces: de-duplication is per workspace. */
-  const shared = uid("shared");
+  let A: Dataset;
+  let B: Dataset;
+  let shared: string;
   let alphaSavedId: string;
   let alphaDeletionId: string;
-
-  /** Everything of A's that must never show in an answer to anyone but A. */
-  const alphaMarkers = () => [
-    ...Object.values(A).flat(),
-    WRITE_KEY,
-    SECRET_KEY,
-    alphaId,
-    alphaSavedId,
-    alphaDeletionId,
-    adminToken,
-  ];
-  const leaked = (text: string) => alphaMarkers().filter((m) => m !== "" && text.includes(m));
+  const leaked = (text: string) => f.leaked(text);
+  const routes = () => f.routes();
 
   beforeAll(async () => {
-    const started = await startWithWorkspaces(["beta"]);
-    t = started.t;
-    beta = started.workspaces[0] as WorkspaceRecord;
-    alphaId = (await t.server.storage.listWorkspaces()).find((w) => w.name === "default")?.id as string;
-    adminToken = fs.readFileSync(path.join(t.dataDir, "admin.token"), "utf8").trim();
-
-    const toA = await post(t.url, "/v1/batch", batchOf(A, shared));
-    expect(toA.body).toMatchObject({ accepted: 5, duplicates: 0 });
-    const toB = await post(t.url, "/v1/batch", batchOf(B, shared), { authorization: basicAuth(beta.writeKey) });
-    expect(toB.body).toMatchObject({ accepted: 5, duplicates: 0 });
-
-    const alpha = { authorization: `Bearer ${SECRET_KEY}` };
-    const saved = await call(t.url, "POST", "/api/v1/saved-reports", alpha, {
-      name: A.savedName,
-      report: "active",
-      params: { from: monthAgo, to: today },
-    });
-    expect(saved.status).toBe(201);
-    alphaSavedId = saved.json?.id as string;
-    const deletion = await call(t.url, "POST", "/api/v1/deletion-requests", alpha, { userId: A.deletedUser });
-    expect(deletion.status).toBe(202);
-    alphaDeletionId = deletion.json?.id as string;
-    const settings = await call(t.url, "PUT", "/api/v1/settings", alpha, { systemEvents: [A.systemEvent] });
-    expect(settings.status).toBe(200);
+    f = await startTwoWorkspaces();
+    ({ t, beta, alphaId, adminToken, A, B, shared, alphaSavedId, alphaDeletionId } = f);
   });
 
-  afterAll(async () => {
-    await t?.close();
-    if (t) fs.rmSync(t.dataDir, { recursive: true, force: true });
-  });
-
-  /**
-   * Every read and admin route, as workspace B would ask about its own data or A's ids, with the status
-   * B's own secret key gets: A's resources are not found, the rest answers for B.
-   */
-  function routes(): { method: string; route: string; body?: unknown; beta: number }[] {
-    const reportParams = {
-      from: monthAgo,
-      to: today,
-      event: B.event,
-      steps: [B.event, B.otherEvent],
-      milestones: [{ event: B.event, minCount: 1 }],
-    };
-    const query = new URLSearchParams({ from: monthAgo, to: today, event: B.event }).toString();
-    const reports = Object.entries(REPORTS).flatMap(([name, report]) =>
-      (["GET", "POST"] as const).map((method) => ({
-        method,
-        route: method === "GET" ? `/api/v1/reports/${name}?${query}` : `/api/v1/reports/${name}`,
-        ...(method === "POST" ? { body: reportParams } : {}),
-        beta: report.method === method ? 200 : 405,
-      })),
-    );
-    const id = encodeURIComponent;
-    return [
-      { method: "GET", route: "/api/v1/events", beta: 200 },
-      { method: "GET", route: "/api/v1/events?format=csv", beta: 200 },
-      { method: "GET", route: `/api/v1/events?userId=${id(A.user)}`, beta: 200 },
-      { method: "GET", route: `/api/v1/events?anonymousId=${id(A.anonymous)}`, beta: 200 },
-      { method: "GET", route: `/api/v1/events?groupId=${id(A.group)}`, beta: 200 },
-      { method: "GET", route: `/api/v1/events?event=${id(A.event)}`, beta: 200 },
-      { method: "GET", route: `/api/v1/events?messageId=${id(A.messageIds[2] as string)}`, beta: 200 },
-      { method: "GET", route: "/api/v1/stats", beta: 200 },
-      { method: "GET", route: `/api/v1/users/${id(A.user)}`, beta: 404 },
-      { method: "GET", route: `/api/v1/users/${id(A.anonymous)}`, beta: 404 },
-      { method: "GET", route: `/api/v1/users/${id(A.user)}?format=csv`, beta: 404 },
-      { method: "GET", route: "/api/v1/companies", beta: 200 },
-      { method: "GET", route: "/api/v1/companies?format=csv", beta: 200 },
-      { method: "GET", route: `/api/v1/companies?q=${id(A.company)}`, beta: 200 },
-      { method: "GET", route: `/api/v1/companies/${id(A.group)}`, beta: 404 },
-      ...reports,
-      { method: "GET", route: "/api/v1/settings", beta: 200 },
-      { method: "PUT", route: "/api/v1/settings", body: { systemEvents: [B.systemEvent] }, beta: 200 },
-      { method: "GET", route: "/api/v1/saved-reports", beta: 200 },
-      { method: "GET", route: "/api/v1/saved-reports?format=csv", beta: 200 },
-      {
-        method: "POST",
-        route: "/api/v1/saved-reports",
-        body: { name: B.savedName, report: "active", params: { from: monthAgo, to: today } },
-        beta: 201,
-      },
-      { method: "GET", route: `/api/v1/saved-reports/${alphaSavedId}/result`, beta: 404 },
-      { method: "DELETE", route: `/api/v1/saved-reports/${alphaSavedId}`, beta: 404 },
-      { method: "GET", route: "/api/v1/deletion-requests", beta: 200 },
-      { method: "POST", route: "/api/v1/deletion-requests", body: { userId: A.user }, beta: 202 },
-    ];
-  }
+  afterAll(() => stopTwoWorkspaces(f));
 
   /** Credentials that read nothing: each must be refused on every route. */
   const REFUSED: [string, () => Record<string, string>][] = [
@@ -212,6 +54,7 @@ describe("workspace isolation", () => {
       "a forged cookie",
       () => ({ cookie: `session=${SECRET_KEY}; secretKey=${SECRET_KEY}; workspace=${alphaId}; admin=true` }),
     ],
+    ["A's secret key as the session cookie", () => ({ cookie: `${sessionCookieName(false)}=${SECRET_KEY}` })],
     ["a garbage bearer", () => ({ authorization: "Bearer garbage-token-0123456789" })],
     ["a bearer of 8 KB", () => ({ authorization: `Bearer ${"s".repeat(8192)}` })],
     ["A's secret key as Basic", () => ({ authorization: basicAuth(SECRET_KEY) })],
@@ -260,8 +103,7 @@ describe("workspace isolation", () => {
       const res = await call(t.url, r.method, r.route, beta, r.body);
       const where = `${r.method} ${r.route.slice(0, 60)}`;
       // An id the request names may come back in its answer ("no user with userId ..."): that is no leak.
-      const asked = decodeURIComponent(r.route) + JSON.stringify(r.body ?? null);
-      const found = leaked(res.text).filter((m) => !asked.includes(m));
+      const found = leakedBeyondAsked(f, r, res);
       if (found.length > 0) problems.push(`${where}: leaks ${found.join(", ")}`);
       if (res.status !== r.beta)
         problems.push(`${where}: status ${res.status}, not ${r.beta}: ${res.text.slice(0, 120)}`);

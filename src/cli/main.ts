@@ -34,6 +34,8 @@ Environment:
   SOLSTICE_WRITE_KEY, SOLSTICE_SECRET_KEY   keys of the default workspace (generated once when unset)
   SOLSTICE_LOG_LEVEL                        fatal, error, warn, info (default), debug, trace or silent
   SOLSTICE_MAX_QUEUED_ROWS                  messages waiting for the writer before ingestion answers 503 (100000)
+  SOLSTICE_SESSION_DAYS                     days a dashboard session lasts from its latest login (7)
+  SOLSTICE_SECURE_COOKIES                   true behind HTTPS: session cookies are marked Secure (false)
 
 The workspace commands open the database directly: stop the server first.
 The copy from backup opens as it is: solstice serve --data DIR, with PATH moved to DIR/solstice.duckdb.

@@ -21,6 +21,10 @@ export interface Config {
   readonly memoryLimit: string;
   /** Milliseconds a client has to send a whole request, headers and body, before it is answered 408. */
   readonly requestTimeoutMs: number;
+  /** Days a dashboard session lasts from its latest login. */
+  readonly sessionDays: number;
+  /** Whether session cookies are marked Secure: browsers reach the server over HTTPS only. */
+  readonly secureCookies: boolean;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -33,6 +37,8 @@ export const DEFAULTS = Object.freeze({
   rateLimit: 0,
   requestTimeoutMs: 30_000,
   memoryLimit: "2GB",
+  sessionDays: 7,
+  secureCookies: false,
 });
 
 /** Raised for configuration the user got wrong; the CLI prints its message and exits 2. */
@@ -61,6 +67,13 @@ function memory(value: string | undefined): string {
     throw new ConfigError(`SOLSTICE_MEMORY_LIMIT must be a size such as 2GB or 512MB, got "${value}"`);
   }
   return value;
+}
+
+function flag(value: string | undefined, source: string, fallback: boolean): boolean {
+  if (value === undefined || value === "") return fallback;
+  if (value === "true") return true;
+  if (value === "false") return false;
+  throw new ConfigError(`${source} must be true or false, got "${value}"`);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -111,6 +124,8 @@ export function loadConfig(
       "SOLSTICE_REQUEST_TIMEOUT_MS",
       DEFAULTS.requestTimeoutMs,
     ),
+    sessionDays: parsePositive(env.SOLSTICE_SESSION_DAYS, "SOLSTICE_SESSION_DAYS", DEFAULTS.sessionDays),
+    secureCookies: flag(env.SOLSTICE_SECURE_COOKIES, "SOLSTICE_SECURE_COOKIES", DEFAULTS.secureCookies),
   };
   const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
   if (!levels.includes(config.logLevel)) {

@@ -5,8 +5,9 @@ import { bearerToken } from "../tracking/auth.js";
 import { unpairedSurrogate } from "../tracking/normalize.js";
 import { DEFAULT_WORKSPACE, rotateKeys } from "../workspaces/registry.js";
 import { sameSecret } from "./admin-token.js";
+import { authenticate } from "./auth.js";
 import { HttpError } from "./errors.js";
-import { authenticateSecret, stringParam } from "./query-routes.js";
+import { stringParam } from "./params.js";
 import type { Services } from "./services.js";
 
 /** Key rotation, deletion requests, and the server-wide backup. */
@@ -14,7 +15,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
   const now = services.now ?? Date.now;
 
   app.post("/api/v1/workspace/rotate-keys", async (request) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     if (workspace.name === DEFAULT_WORKSPACE && (services.config.writeKey || services.config.secretKey)) {
       // Keys from the environment are written back at every start, which would undo the rotation.
       throw new HttpError(
@@ -46,7 +47,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
   });
 
   app.post("/api/v1/deletion-requests", async (request, reply) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const body = request.body as { userId?: unknown } | undefined;
     const userId = body?.userId;
     if (typeof userId !== "string" || userId === "") {
@@ -70,7 +71,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
   });
 
   app.get("/api/v1/deletion-requests", async (request) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const state = stringParam(request.query as Record<string, unknown>, "state");
     if (state !== undefined && !DELETION_STATES.includes(state as DeletionState)) {
       throw new HttpError(400, "invalid_parameter", `state: must be one of ${DELETION_STATES.join(", ")}`);

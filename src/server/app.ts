@@ -9,6 +9,7 @@ import { errorBody, handleError } from "./errors.js";
 import { registerQueryRoutes } from "./query-routes.js";
 import { registerReportRoutes } from "./report-routes.js";
 import type { Services } from "./services.js";
+import { registerSessionRoutes } from "./sessions.js";
 import { registerTrackingRoutes } from "./tracking-routes.js";
 
 /**
@@ -63,6 +64,9 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     forceCloseConnections: "idle",
   });
 
+  // Any origin, without credentials: a page elsewhere can use a key it holds, never a browser's session
+  // cookie; and X-Solstice-Workspace, which requests made with a cookie must carry to change anything, is
+  // not among the headers a preflight allows.
   await app.register(cors, {
     origin: "*",
     methods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
@@ -97,6 +101,7 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   await registerTrackingRoutes(app, services);
+  registerSessionRoutes(app, services);
   registerQueryRoutes(app, services);
   registerEntityRoutes(app, services);
   registerReportRoutes(app, services);

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import { COMPANY_SORTS, type CompanySort } from "../identity/types.js";
+import { authenticate } from "./auth.js";
 import { sendTable } from "./csv.js";
 import { HttpError } from "./errors.js";
-import { authenticateSecret, limitParam, stringParam } from "./query-routes.js";
+import { limitParam, stringParam } from "./params.js";
 import type { Services } from "./services.js";
 import { SnapshotStore } from "./snapshots.js";
 
@@ -39,7 +40,7 @@ export function registerEntityRoutes(app: FastifyInstance, services: Services): 
   const snapshots = new SnapshotStore();
 
   app.get("/api/v1/companies", async (request, reply) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const query = request.query as Record<string, unknown>;
     const cursorParam = stringParam(query, "cursor");
     const cursor = cursorParam === undefined ? undefined : decodeListCursor(cursorParam);
@@ -83,7 +84,7 @@ export function registerEntityRoutes(app: FastifyInstance, services: Services): 
   });
 
   app.get("/api/v1/companies/:id", async (request, reply) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const { id } = request.params as { id: string };
     const company = await services.storage.company(workspace.id, id, now());
     if (!company) throw new HttpError(404, "not_found", `no company with id "${id}"`);
@@ -91,7 +92,7 @@ export function registerEntityRoutes(app: FastifyInstance, services: Services): 
   });
 
   app.get("/api/v1/users/:id", async (request, reply) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const { id } = request.params as { id: string };
     const user = await services.storage.user(workspace.id, id);
     if (!user) throw new HttpError(404, "not_found", `no user with userId or linked anonymousId "${id}"`);

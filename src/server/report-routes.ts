@@ -6,9 +6,9 @@ import type { RawParams } from "../reports/params.js";
 import type { Report, ReportContext } from "../reports/report.js";
 import type { WorkspaceRecord } from "../storage/types.js";
 import { unpairedSurrogate } from "../tracking/normalize.js";
+import { authenticate } from "./auth.js";
 import { sendTable } from "./csv.js";
 import { HttpError } from "./errors.js";
-import { authenticateSecret } from "./query-routes.js";
 import type { Services } from "./services.js";
 
 function object(body: unknown, what: string): RawParams {
@@ -57,7 +57,7 @@ export function registerReportRoutes(app: FastifyInstance, services: Services): 
     method: ["GET", "POST"],
     url: "/api/v1/reports/:name",
     handler: async (request, reply) => {
-      const workspace = authenticateSecret(services, request);
+      const workspace = await authenticate(services, request);
       const { name } = request.params as { name: string };
       const report = reportNamed(name);
       if (report && report.method !== request.method) {
@@ -73,10 +73,10 @@ export function registerReportRoutes(app: FastifyInstance, services: Services): 
     },
   });
 
-  app.get("/api/v1/settings", async (request) => services.storage.settings(authenticateSecret(services, request).id));
+  app.get("/api/v1/settings", async (request) => services.storage.settings((await authenticate(services, request)).id));
 
   app.put("/api/v1/settings", async (request) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const body = object(request.body, "settings");
     const current = services.storage.settings(workspace.id);
     const timeZone = body.timeZone ?? current.timeZone;
@@ -93,13 +93,13 @@ export function registerReportRoutes(app: FastifyInstance, services: Services): 
   });
 
   app.get("/api/v1/saved-reports", async (request, reply) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const saved = await services.storage.savedReports(workspace.id);
     return sendTable(request, reply, saved, { savedReports: saved }, ["id", "name", "report", "params", "createdAt"]);
   });
 
   app.post("/api/v1/saved-reports", async (request, reply) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const body = object(request.body, "a saved report");
     const { name, report, params } = body;
     if (typeof name !== "string" || name.trim() === "" || name.length > 200) {
@@ -123,7 +123,7 @@ export function registerReportRoutes(app: FastifyInstance, services: Services): 
   });
 
   app.get("/api/v1/saved-reports/:id/result", async (request, reply) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const { id } = request.params as { id: string };
     const saved = (await services.storage.savedReports(workspace.id)).find((s) => s.id === id);
     if (!saved) throw new HttpError(404, "not_found", `no saved report with id "${id}"`);
@@ -131,7 +131,7 @@ export function registerReportRoutes(app: FastifyInstance, services: Services): 
   });
 
   app.delete("/api/v1/saved-reports/:id", async (request, reply) => {
-    const workspace = authenticateSecret(services, request);
+    const workspace = await authenticate(services, request);
     const { id } = request.params as { id: string };
     if (!(await services.storage.deleteSavedReport(workspace.id, id))) {
       throw new HttpError(404, "not_found", `no saved report with id "${id}"`);

@@ -128,6 +128,33 @@ export interface DeletionRequest {
   messagesDeleted: number | null;
 }
 
+/**
+ * A dashboard session as stored: the SHA-256 of its token, never the token itself, so that a copy of
+ * the database opens no session.
+ */
+export interface SessionRecord {
+  /** SHA-256 of the session token, hex. */
+  tokenHash: string;
+  /** The workspaces the session reads, in the order they were logged in to. */
+  workspaceIds: readonly string[];
+  /** ms since the epoch. */
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** A login: what `StorageEngine.openSession` stores a session from. */
+export interface SessionOpening {
+  /** SHA-256 of the new session's token, hex. */
+  tokenHash: string;
+  /** The workspace whose secret key was given. */
+  workspaceId: string;
+  /** ms since the epoch. */
+  now: number;
+  expiresAt: number;
+  /** The token hash of the session the request already carried, if any. */
+  renews?: string | undefined;
+}
+
 export interface WorkspaceRecord {
   id: string;
   name: string;
@@ -161,8 +188,16 @@ export interface StorageEngine {
   stats(workspaceId: string): Promise<WorkspaceStats>;
   listWorkspaces(): Promise<WorkspaceRecord[]>;
   createWorkspace(workspace: WorkspaceRecord): Promise<void>;
+  /**
+   * Replaces a workspace's keys. When its secret key changes, every session holding the workspace loses
+   * it (see `rotateKeys`).
+   */
   setWorkspaceKeys(workspaceId: string, writeKey: string, secretKey: string): Promise<void>;
-  /** Replaces a workspace's keys; the old write key stays valid until `retireUntil` (ms), if given. */
+  /**
+   * Replaces a workspace's keys; the old write key stays valid until `retireUntil` (ms), if given. Every
+   * session holding the workspace loses it, in the same transaction: a session is worth no more than the
+   * secret key it was opened with, and a session left with no workspace is deleted.
+   */
   rotateKeys(
     workspace: WorkspaceRecord,
     writeKey: string,
@@ -195,6 +230,17 @@ export interface StorageEngine {
   savedReports(workspaceId: string): Promise<SavedReport[]>;
   /** Deletes a saved report; false when there was none with that id. */
   deleteSavedReport(workspaceId: string, id: string): Promise<boolean>;
+  /**
+   * Stores a new dashboard session on one workspace, and deletes the sessions expired at `now`. When
+   * `renews` names a live session, the new one also holds that one's workspaces, keeps its creation time,
+   * and replaces it in the same transaction: the old token stops opening anything at once. Returns the
+   * session stored.
+   */
+  openSession(opening: SessionOpening): Promise<SessionRecord>;
+  /** The session with this token hash, unless there is none or it has expired at `now` (ms). */
+  session(tokenHash: string, now: number): Promise<SessionRecord | null>;
+  /** Revokes a session at once; false when there was none. */
+  deleteSession(tokenHash: string): Promise<boolean>;
   /** Whether writes can succeed now: the last commit did not fail and the disk has room. */
   health(): Promise<{ writable: boolean; reason?: string; freeBytes?: number }>;
   /** Rows accepted by write() and not yet committed. */

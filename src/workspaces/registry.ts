@@ -27,7 +27,7 @@ function sameKey(a: string, b: string): boolean {
 export class WorkspaceRegistry {
   private byWriteKey = new Map<string, WorkspaceRecord>();
   private bySecretKey = new Map<string, WorkspaceRecord>();
-  private byId = new Map<string, WorkspaceRecord>();
+  private byWorkspaceId = new Map<string, WorkspaceRecord>();
   /** Write keys replaced by a rotation: still accepted until they expire. */
   private retired = new Map<string, { workspaceId: string; expiresAt: number }>();
 
@@ -41,12 +41,12 @@ export class WorkspaceRegistry {
   }
 
   add(workspace: WorkspaceRecord): void {
-    const previous = this.byId.get(workspace.id);
+    const previous = this.byWorkspaceId.get(workspace.id);
     if (previous) {
       this.byWriteKey.delete(previous.writeKey);
       this.bySecretKey.delete(previous.secretKey);
     }
-    this.byId.set(workspace.id, workspace);
+    this.byWorkspaceId.set(workspace.id, workspace);
     this.byWriteKey.set(workspace.writeKey, workspace);
     this.bySecretKey.set(workspace.secretKey, workspace);
   }
@@ -62,7 +62,12 @@ export class WorkspaceRegistry {
     if (found) return sameKey(found.writeKey, key) ? found : undefined;
     const retired = this.retired.get(key);
     if (!retired || retired.expiresAt <= this.now()) return undefined;
-    return this.byId.get(retired.workspaceId);
+    return this.byWorkspaceId.get(retired.workspaceId);
+  }
+
+  /** A workspace by id, if any. */
+  byId(id: string): WorkspaceRecord | undefined {
+    return this.byWorkspaceId.get(id);
   }
 
   /** The workspace a secret key belongs to, if any. */

@@ -9,7 +9,7 @@ import { startTestServer, type TestServer, tempDataDir } from "./server.js";
  */
 export async function startWithWorkspaces(
   names: readonly string[],
-  options: { env?: Record<string, string> } = {},
+  options: { env?: Record<string, string>; now?: () => number } = {},
 ): Promise<{ t: TestServer; workspaces: WorkspaceRecord[] }> {
   const dataDir = tempDataDir();
   const first = await startTestServer(dataDir, options);

@@ -15,6 +15,8 @@ import type {
   EventRecord,
   RetiredWriteKey,
   SavedReport,
+  SessionOpening,
+  SessionRecord,
   StorageEngine,
   StoredMessage,
   WorkspaceRecord,
@@ -28,6 +30,7 @@ import { migrate } from "./migrations.js";
 import { eventsQuery, toEventRecord } from "./queries.js";
 import { rebuildActivity } from "./rebuild.js";
 import { DuckDBReports } from "./reports.js";
+import { deleteExpired, dropWorkspaceFromSessions, insertSession, readSessions } from "./sessions.js";
 import { type CommitListener, GroupCommitWriter, type WriterOptions } from "./writer.js";
 
 export interface DuckDBEngineOptions extends WriterOptions {
@@ -59,6 +62,11 @@ export class DuckDBEngine implements StorageEngine {
   private hashKey = "";
   private localDay = new Map<string, DayFn>();
   private workspaceSettings = new Map<string, WorkspaceSettings>();
+  /**
+   * Every stored session by token hash: read at open, then changed along with the table, so that a
+   * request's session costs no query. A revocation takes effect here before it is committed.
+   */
+  private sessions = new Map<string, SessionRecord>();
   readonly reports = new DuckDBReports(() => this.connection());
 
   constructor(private readonly options: DuckDBEngineOptions) {}
@@ -79,6 +87,7 @@ export class DuckDBEngine implements StorageEngine {
       this.hashKey = await this.loadHashKey(writerConnection);
       const seen = await this.loadSeen(writerConnection);
       await this.loadSettings(writerConnection);
+      for (const session of await readSessions(writerConnection)) this.sessions.set(session.tokenHash, session);
       this.writer = new GroupCommitWriter(writerConnection, seen, this.options);
       if (this.options.onCommit) this.writer.onCommit = this.options.onCommit;
       await this.writer.open();
@@ -172,13 +181,22 @@ export class DuckDBEngine implements StorageEngine {
   }
 
   setWorkspaceKeys(workspaceId: string, writeKey: string, secretKey: string): Promise<void> {
-    return this.exclusive("set workspace keys", async (connection) => {
-      await connection.run("UPDATE workspaces SET write_key = $2, secret_key = $3 WHERE id = $1", [
-        workspaceId,
-        writeKey,
-        secretKey,
-      ]);
-    });
+    return this.exclusive("set workspace keys", (connection) =>
+      transaction(connection, async () => {
+        const [current] = (
+          await connection.runAndReadAll("SELECT secret_key FROM workspaces WHERE id = $1", [workspaceId])
+        ).getRows();
+        if (current !== undefined && String(current[0]) !== secretKey) {
+          this.dropFromSessions(workspaceId);
+          await dropWorkspaceFromSessions(connection, workspaceId);
+        }
+        await connection.run("UPDATE workspaces SET write_key = $2, secret_key = $3 WHERE id = $1", [
+          workspaceId,
+          writeKey,
+          secretKey,
+        ]);
+      }),
+    );
   }
 
   rotateKeys(
@@ -187,8 +205,10 @@ export class DuckDBEngine implements StorageEngine {
     secretKey: string,
     retireUntil: number | null,
   ): Promise<void> {
+    this.dropFromSessions(workspace.id);
     return this.exclusive("rotate keys", (connection) =>
       transaction(connection, async () => {
+        await dropWorkspaceFromSessions(connection, workspace.id);
         await connection.run("UPDATE workspaces SET write_key = $2, secret_key = $3 WHERE id = $1", [
           workspace.id,
           writeKey,
@@ -275,6 +295,57 @@ export class DuckDBEngine implements StorageEngine {
     return this.exclusive("backup", (connection) =>
       copyDatabase(connection, nodePath.join(this.options.dataDir, DATABASE_FILE), path),
     );
+  }
+
+  openSession(opening: SessionOpening): Promise<SessionRecord> {
+    return this.exclusive("open session", async (connection) => {
+      // Read in turn with the other writes: a key rotation asked for earlier has taken its workspace out already.
+      const renewed = opening.renews === undefined ? undefined : this.sessions.get(opening.renews);
+      if (renewed !== undefined) this.sessions.delete(renewed.tokenHash);
+      const prior = renewed !== undefined && renewed.expiresAt > opening.now ? renewed : undefined;
+      const session: SessionRecord = Object.freeze({
+        tokenHash: opening.tokenHash,
+        workspaceIds: Object.freeze([...new Set([...(prior?.workspaceIds ?? []), opening.workspaceId])]),
+        createdAt: prior?.createdAt ?? opening.now,
+        expiresAt: opening.expiresAt,
+      });
+      await transaction(connection, async () => {
+        if (renewed !== undefined) {
+          await connection.run("DELETE FROM sessions WHERE token_hash = $1", [renewed.tokenHash]);
+        }
+        await deleteExpired(connection, opening.now);
+        await insertSession(connection, session);
+      });
+      for (const [tokenHash, stored] of this.sessions) {
+        if (stored.expiresAt <= opening.now) this.sessions.delete(tokenHash);
+      }
+      this.sessions.set(session.tokenHash, session);
+      return session;
+    });
+  }
+
+  session(tokenHash: string, now: number): Promise<SessionRecord | null> {
+    if (!this.writer) return Promise.reject(new EngineClosedError());
+    const found = this.sessions.get(tokenHash);
+    return Promise.resolve(found !== undefined && found.expiresAt > now ? found : null);
+  }
+
+  deleteSession(tokenHash: string): Promise<boolean> {
+    const known = this.sessions.delete(tokenHash);
+    return this.exclusive("delete session", async (connection) => {
+      const result = await connection.run("DELETE FROM sessions WHERE token_hash = $1", [tokenHash]);
+      return known || result.rowsChanged > 0;
+    });
+  }
+
+  /** Takes a workspace out of the sessions in memory, as dropWorkspaceFromSessions does in the table. */
+  private dropFromSessions(workspaceId: string): void {
+    for (const [tokenHash, session] of this.sessions) {
+      if (!session.workspaceIds.includes(workspaceId)) continue;
+      const workspaceIds = Object.freeze(session.workspaceIds.filter((id) => id !== workspaceId));
+      if (workspaceIds.length === 0) this.sessions.delete(tokenHash);
+      else this.sessions.set(tokenHash, Object.freeze({ ...session, workspaceIds }));
+    }
   }
 
   /** Runs a write between two group commits, wrapping the engine's errors. */

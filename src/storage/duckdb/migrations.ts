@@ -167,6 +167,19 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       );
     `,
   },
+  {
+    version: 6,
+    description: "dashboard sessions",
+    sql: `
+      -- A session is known by the SHA-256 of its token (hex); the token itself is never stored.
+      CREATE TABLE sessions (
+        token_hash VARCHAR PRIMARY KEY,
+        workspace_ids VARCHAR[] NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions applied now. */
