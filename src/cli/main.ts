@@ -34,6 +34,10 @@ Environment:
   SOLSTICE_WRITE_KEY, SOLSTICE_SECRET_KEY   keys of the default workspace (generated once when unset)
   SOLSTICE_LOG_LEVEL                        fatal, error, warn, info (default), debug, trace or silent
   SOLSTICE_MAX_QUEUED_ROWS                  messages waiting for the writer before ingestion answers 503 (100000)
+  SOLSTICE_RATE_LIMIT                       Tracking API requests per second per write key (0: no limit)
+  SOLSTICE_REQUEST_TIMEOUT_MS               time a request has to arrive, headers and body (30000)
+  SOLSTICE_MEMORY_LIMIT                     the most memory the database may use (2GB)
+  SOLSTICE_DB_THREADS                       threads the database runs on (0: one per core; 1 favours ingestion)
   SOLSTICE_SESSION_DAYS                     days a dashboard session lasts from its latest login (7)
   SOLSTICE_SECURE_COOKIES                   true behind HTTPS: session cookies are marked Secure (false)
 

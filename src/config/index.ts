@@ -19,6 +19,8 @@ export interface Config {
   readonly rateLimit: number;
   /** The most memory the database may use (DuckDB's memory_limit, e.g. "2GB"). */
   readonly memoryLimit: string;
+  /** Threads the database may run queries on; 0 for one per core (DuckDB's default). */
+  readonly dbThreads: number;
   /** Milliseconds a client has to send a whole request, headers and body, before it is answered 408. */
   readonly requestTimeoutMs: number;
   /** Days a dashboard session lasts from its latest login. */
@@ -37,6 +39,7 @@ export const DEFAULTS = Object.freeze({
   rateLimit: 0,
   requestTimeoutMs: 30_000,
   memoryLimit: "2GB",
+  dbThreads: 0,
   sessionDays: 7,
   secureCookies: false,
 });
@@ -115,6 +118,10 @@ export function loadConfig(
     maxQueuedRows: parsePositive(env.SOLSTICE_MAX_QUEUED_ROWS, "SOLSTICE_MAX_QUEUED_ROWS", DEFAULTS.maxQueuedRows),
     maxCommitRows: parsePositive(env.SOLSTICE_MAX_COMMIT_ROWS, "SOLSTICE_MAX_COMMIT_ROWS", DEFAULTS.maxCommitRows),
     memoryLimit: memory(env.SOLSTICE_MEMORY_LIMIT),
+    dbThreads:
+      env.SOLSTICE_DB_THREADS === "0"
+        ? 0
+        : parsePositive(env.SOLSTICE_DB_THREADS, "SOLSTICE_DB_THREADS", DEFAULTS.dbThreads),
     rateLimit:
       env.SOLSTICE_RATE_LIMIT === "0"
         ? 0

@@ -12,6 +12,7 @@ export function createStorage(
     maxQueuedRows: config.maxQueuedRows,
     maxCommitRows: config.maxCommitRows,
     memoryLimit: config.memoryLimit,
+    threads: config.dbThreads,
     ...hooks,
   });
 }

@@ -36,6 +36,8 @@ import { type CommitListener, GroupCommitWriter, type WriterOptions } from "./wr
 export interface DuckDBEngineOptions extends WriterOptions {
   /** DuckDB's memory_limit: the most its buffers and queries may hold. */
   memoryLimit?: string;
+  /** Threads for queries and commits; 0 or absent for one per core. */
+  threads?: number;
   /** Directory of the database file; created if missing. */
   dataDir: string;
   /** Called after each group commit. */
@@ -78,6 +80,9 @@ export class DuckDBEngine implements StorageEngine {
         // Larger checkpoints, less often: keeps the appends' p99 near 10 ms instead of 150 ms.
         checkpoint_threshold: "256MB",
         memory_limit: this.options.memoryLimit ?? "2GB",
+        // Fewer threads make each commit's many small statements cheaper (less hand-over between
+        // threads) and leave a core to the HTTP side; reports, which scan, get slower.
+        ...(this.options.threads ? { threads: String(this.options.threads) } : {}),
       });
       const writerConnection = await this.connect();
       this.writerConnection = writerConnection;
@@ -279,6 +284,14 @@ export class DuckDBEngine implements StorageEngine {
     );
     const [done] = await readDeletionRequests(this.connection(), workspaceId, { id: requestId });
     return done as DeletionRequest;
+  }
+
+  /** The value of one of DuckDB's settings (`threads`, `memory_limit`, …), as DuckDB prints it. */
+  setting(name: string): Promise<string> {
+    return wrap("read setting", async () => {
+      const result = await this.connection().runAndReadAll("SELECT current_setting($name)::VARCHAR", { name });
+      return String(result.getRows()[0]?.[0]);
+    });
   }
 
   /**
