@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPORTS } from "../src/reports/definitions.js";
 import type { WorkspaceRecord, WorkspaceStats } from "../src/storage/types.js";
 import { basicAuth, post, SECRET_KEY, type TestServer, WRITE_KEY } from "./helpers/server.js";
-import { uid } from "./helpers/tracking.js";
+import { send, uid } from "./helpers/tracking.js";
 import { startWithWorkspaces } from "./helpers/workspaces.js";
 
 /**
@@ -19,20 +19,13 @@ interface Sent {
   json: Record<string, unknown> | undefined;
 }
 
-async function call(url: string, method: string, route: string, headers: Record<string, string>, body?: unknown) {
-  const res = await fetch(`${url}${route}`, {
+/** Any request with the given credentials; a body is sent as JSON. */
+function call(url: string, method: string, route: string, headers: Record<string, string>, body?: unknown) {
+  return send(url, route, {
     method,
     headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  const text = await res.text();
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json } satisfies Sent;
 }
 
 /** The list under `key` of an answer; empty when there is none. */
