@@ -9,14 +9,24 @@
  * with a seeded generator, a different one for each run, so every run of the benchmark times the same
  * calls. "Now" is the end of the dataset's window, so "the last 30 days" are its last 30 days.
  */
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { type DuckDBConnection, DuckDBInstance, type DuckDBValue } from "@duckdb/node-api";
-import { DEFAULTS } from "../src/config/index.js";
 import type { CompanySort } from "../src/identity/types.js";
-import { DATABASE_FILE, DuckDBEngine } from "../src/storage/duckdb/engine.js";
+import { DATABASE_FILE } from "../src/storage/duckdb/engine.js";
+import {
+  type Align,
+  databaseSize,
+  formatBytes,
+  formatMs,
+  load1,
+  machineLine,
+  markdownTable,
+  openEngine,
+  runMain,
+  type Timing,
+  time,
+} from "./common.js";
 import { type DatasetOptions, defaultDatasetDir, generateDataset, loadDataset, Rng } from "./generate.js";
 
 const HELP = `Entity read benchmark on a generated dataset.
@@ -38,33 +48,6 @@ const TARGETS: Record<string, number> = {
   userTimeline: 50,
   companiesLastSeen: 100,
 };
-
-interface Timing {
-  median: number;
-  p90: number;
-  runs: number;
-}
-
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const at = (sorted.length - 1) * q;
-  const lo = Math.floor(at);
-  const hi = Math.ceil(at);
-  return (sorted[lo] as number) + ((sorted[hi] as number) - (sorted[lo] as number)) * (at - lo);
-}
-
-/** Times `call(i)` for runs i = warmup .. warmup + runs - 1 after unmeasured calls 0 .. warmup - 1. */
-async function time(runs: number, warmup: number, call: (i: number) => Promise<unknown>): Promise<Timing> {
-  for (let i = 0; i < warmup; i++) await call(i);
-  const ms: number[] = [];
-  for (let i = warmup; i < warmup + runs; i++) {
-    const started = performance.now();
-    await call(i);
-    ms.push(performance.now() - started);
-  }
-  ms.sort((a, b) => a - b);
-  return { median: quantile(ms, 0.5), p90: quantile(ms, 0.9), runs };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Naive answers from the raw messages table: what a query would cost without the derived tables.
@@ -218,22 +201,16 @@ interface Row {
   naive: Timing | null;
 }
 
-function fmt(ms: number | undefined): string {
-  if (ms === undefined || Number.isNaN(ms)) return "–";
-  return ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0);
-}
-
-function bytes(n: number): string {
-  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(0)} MiB`;
-}
-
-function fileSize(file: string): number {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
+const HEADER = [
+  "Query",
+  "Solstice median (ms)",
+  "Solstice p90 (ms)",
+  "Naive median (ms)",
+  "Naive p90 (ms)",
+  "Naive / Solstice",
+  "Target",
+];
+const ALIGN: Align[] = ["left", "right", "right", "right", "right", "right", "left"];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -268,8 +245,7 @@ async function main(): Promise<void> {
   const dataDir = values.dir ?? defaultDatasetDir(options);
 
   const load = await loadDataset(dataDir, options);
-  // Other work on the machine skews every figure; the load average says how much there was.
-  const loadBefore = os.loadavg()[0] ?? 0;
+  const loadBefore = load1();
   const dataset = generateDataset(options);
   const ws = dataset.options.workspaceId;
   const now = dataset.options.end.getTime() - 1;
@@ -287,19 +263,12 @@ async function main(): Promise<void> {
   const at = <T>(xs: readonly T[], i: number) => xs[i % xs.length] as T;
 
   const dbFile = path.join(dataDir, DATABASE_FILE);
-  const size = fileSize(dbFile) + fileSize(`${dbFile}.wal`);
+  const size = databaseSize(dbFile);
   const rowsTable: Row[] = [];
   const want = (key: string) => only === null || only.has(key);
 
   // Solstice's engine, as the server runs it.
-  const engine = new DuckDBEngine({
-    dataDir,
-    maxQueuedRows: DEFAULTS.maxQueuedRows,
-    maxCommitRows: DEFAULTS.maxCommitRows,
-  });
-  const opened = performance.now();
-  await engine.open();
-  const openMs = performance.now() - opened;
+  const { engine, openMs } = await openEngine(dataDir);
   const sorts: CompanySort[] = ["lastSeen", "users", "events"];
   const solstice: Record<string, (i: number) => Promise<unknown>> = {
     companyProfile: (i) => engine.company(ws, at(companies, i), now),
@@ -330,7 +299,12 @@ async function main(): Promise<void> {
     for (const [key, call] of Object.entries(solstice)) {
       if (!want(key)) continue;
       process.stderr.write(`timing ${key}\n`);
-      rowsTable.push({ key, label: labels[key] ?? key, solstice: await time(runs, warmup, call), naive: null });
+      rowsTable.push({
+        key,
+        label: labels[key] ?? key,
+        solstice: (await time(runs, warmup, call)).timing,
+        naive: null,
+      });
     }
   } finally {
     await engine.close();
@@ -368,7 +342,7 @@ async function main(): Promise<void> {
         const call = naive[row.key];
         if (!call) continue;
         process.stderr.write(`timing naive ${row.key}\n`);
-        row.naive = await time(baselineRuns, warmup, call);
+        row.naive = (await time(baselineRuns, warmup, call)).timing;
       }
     } finally {
       c.closeSync();
@@ -376,33 +350,37 @@ async function main(): Promise<void> {
     }
   }
 
-  const loadAfter = os.loadavg()[0] ?? 0;
+  const loadAfter = load1();
   const version = await duckdbVersion();
-  const cpus = os.cpus();
   const s = dataset.summary;
   const out: string[] = [];
   out.push(
-    `Machine: ${cpus.length} cores (${cpus[0]?.model.trim() ?? "unknown"}), ${bytes(os.totalmem())} memory, ${os.platform()} ${os.release()}; Node ${process.version}; DuckDB ${version}`,
-    `Load average (1 min): ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after`,
+    `${machineLine()}; DuckDB ${version}`,
+    `Load average (1 min): ${loadBefore} before, ${loadAfter} after`,
     `Dataset: ${s.events.toLocaleString("en")} activity events + ${s.identifies.toLocaleString("en")} identifies + ${s.groups.toLocaleString("en")} group calls = ${s.messages.toLocaleString("en")} messages; ${dataset.options.users.toLocaleString("en")} users, ${dataset.options.companies.toLocaleString("en")} companies, ${dataset.options.days} days ending ${s.windowEnd}`,
     `Load: ${(load.loadMs / 1000).toFixed(0)} s through DuckDBEngine.write() (${Math.round((s.messages * 1000) / load.loadMs).toLocaleString("en")} messages/s)${load.cached ? ", cached from an earlier run" : ""}; engine open ${(openMs / 1000).toFixed(1)} s`,
-    `DuckDB file: ${bytes(size)} (${DATABASE_FILE} and its WAL)${tables ? `; rows: ${tables}` : ""}`,
+    `DuckDB file: ${formatBytes(size)} (${DATABASE_FILE} and its WAL)${tables ? `; rows: ${tables}` : ""}`,
     `Runs: ${runs} per query after ${warmup} warm-ups (naive: ${baselineRuns}); a different entity each run, seed ${values.seed}`,
     "",
-    "| Query | Solstice median (ms) | Solstice p90 (ms) | Naive median (ms) | Naive p90 (ms) | Naive / Solstice | Target |",
-    "|---|---:|---:|---:|---:|---:|---|",
   );
-  for (const row of rowsTable) {
+  const table = rowsTable.map((row) => {
     const target = TARGETS[row.key];
     const ratio = row.naive && row.solstice ? `${(row.naive.median / row.solstice.median).toFixed(1)}×` : "–";
     const met =
       target === undefined
         ? ""
         : `< ${target} ms median: ${row.solstice && row.solstice.median < target ? "met" : "**missed**"}`;
-    out.push(
-      `| ${row.label} | ${fmt(row.solstice?.median)} | ${fmt(row.solstice?.p90)} | ${fmt(row.naive?.median)} | ${fmt(row.naive?.p90)} | ${ratio} | ${met} |`,
-    );
-  }
+    return [
+      row.label,
+      formatMs(row.solstice?.median),
+      formatMs(row.solstice?.p90),
+      formatMs(row.naive?.median),
+      formatMs(row.naive?.p90),
+      ratio,
+      met,
+    ];
+  });
+  out.push(markdownTable(HEADER, table, ALIGN));
   process.stdout.write(`${out.join("\n")}\n`);
 }
 
@@ -415,7 +393,4 @@ async function duckdbVersion(): Promise<string> {
   return version;
 }
 
-main().catch((err) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+runMain(main);

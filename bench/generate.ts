@@ -62,6 +62,7 @@ import { DEFAULTS } from "../src/config/index.js";
 import { DATABASE_FILE, DuckDBEngine } from "../src/storage/duckdb/engine.js";
 import { MIGRATIONS } from "../src/storage/duckdb/migrations.js";
 import type { StoredMessage } from "../src/storage/types.js";
+import { runMain } from "./common.js";
 
 export interface DatasetOptions {
   seed: number;
@@ -1158,8 +1159,5 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  });
+  runMain(main);
 }

@@ -10,11 +10,11 @@
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { runAutocannon } from "./autocannon-load.js";
+import { freePort, sleep } from "./common.js";
 import { type LoadOptions, type LoadResult, runLoad } from "./load.js";
 import { batchBodies, RequestNumbers, singleEventBodies } from "./payloads.js";
 
@@ -180,21 +180,6 @@ function table(rows: string[][], rightAligned: ReadonlySet<number>): string {
 // ---------------------------------------------------------------------------------------------------
 // Processes
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port")),
-      );
-    });
-  });
-}
-
 interface Server {
   kind: ServerKind;
   label: string;
@@ -214,7 +199,7 @@ async function startChild(
   env: NodeJS.ProcessEnv,
   workDir: string,
 ): Promise<Server> {
-  const port = await freePort();
+  const port = await freePort(HOST);
   const logFile = path.join(workDir, `${kind}.log`);
   const log = fs.openSync(logFile, "a");
   // Logs go to a file, not a pipe: a pipe would make this process, which also generates the load,

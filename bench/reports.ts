@@ -19,15 +19,26 @@
  * the database opened read-only; the engine then opens it as the server does. The check column
  * compares the report's headline figures with the naive ones (see HEADLINES).
  */
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { type DuckDBConnection, DuckDBInstance, type DuckDBValue } from "@duckdb/node-api";
-import { DEFAULTS } from "../src/config/index.js";
 import { REPORTS } from "../src/reports/definitions.js";
 import { formatDay, parseDay } from "../src/reports/periods.js";
 import type { ReportContext } from "../src/reports/report.js";
-import { DATABASE_FILE, DuckDBEngine } from "../src/storage/duckdb/engine.js";
+import { DATABASE_FILE } from "../src/storage/duckdb/engine.js";
+import {
+  type Align,
+  databaseSize,
+  formatBytes,
+  formatMs,
+  load1,
+  loadAverages,
+  machineLine,
+  markdownTable,
+  openEngine,
+  runMain,
+  type Timing,
+  time,
+} from "./common.js";
 import { DEFAULT_DATASET, defaultDatasetDir, loadDataset } from "./generate.js";
 
 const TARGET_MEDIAN_MS = 100;
@@ -44,39 +55,6 @@ function envInt(name: string, fallback: number): number {
 
 type Level = "user" | "company";
 type Row = Record<string, DuckDBValue>;
-
-interface Timing {
-  median: number;
-  p90: number;
-  runs: number;
-}
-
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const at = (sorted.length - 1) * q;
-  const lo = Math.floor(at);
-  const hi = Math.ceil(at);
-  return (sorted[lo] as number) + ((sorted[hi] as number) - (sorted[lo] as number)) * (at - lo);
-}
-
-function summarise(ms: number[]): Timing {
-  const sorted = [...ms].sort((a, b) => a - b);
-  return { median: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), runs: sorted.length };
-}
-
-/** Calls `call` `warmups` times untimed, then `runs` times timed; returns the last result. */
-async function time<T>(runs: number, warmups: number, call: () => Promise<T>): Promise<{ timing: Timing; result: T }> {
-  if (runs < 1) throw new Error("at least one measured run is needed");
-  for (let i = 0; i < warmups; i++) await call();
-  const ms: number[] = [];
-  let result: T | undefined;
-  for (let i = 0; i < runs; i++) {
-    const started = performance.now();
-    result = await call();
-    ms.push(performance.now() - started);
-  }
-  return { timing: summarise(ms), result: result as T };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The cases: each report with its parameters, and how to read its headline figures
@@ -523,25 +501,6 @@ function cases(c: Choice): Case[] {
 // ---------------------------------------------------------------------------------------------
 // Output
 
-function fmt(ms: number | undefined): string {
-  if (ms === undefined || Number.isNaN(ms)) return "–";
-  return ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0);
-}
-
-function bytes(count: number): string {
-  return count >= 2 ** 30 ? `${(count / 2 ** 30).toFixed(2)} GiB` : `${(count / 2 ** 20).toFixed(0)} MiB`;
-}
-
-function fileSize(file: string): number {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
-
-const load1 = () => os.loadavg()[0]?.toFixed(2) ?? "?";
-
 /** The first place where two JSON-able values differ, for the mismatch report. */
 function firstDifference(a: unknown, b: unknown, at = ""): string | null {
   if (JSON.stringify(a) === JSON.stringify(b)) return null;
@@ -579,13 +538,13 @@ function tableRows(results: Result[]): string[][] {
     const ratio = r.ours && r.naive ? r.naive.median / r.ours.median : Number.NaN;
     const fast = r.ours !== undefined && r.ours.median < TARGET_MEDIAN_MS;
     const better = !Number.isNaN(ratio) && ratio >= TARGET_RATIO;
-    const naiveText = r.naive ? `${fmt(r.naive.median)}${r.naiveNote ?? ""}` : (r.naiveNote ?? "–");
+    const naiveText = r.naive ? `${formatMs(r.naive.median)}${r.naiveNote ?? ""}` : (r.naiveNote ?? "–");
     return [
       r.report,
       r.variant,
       r.level,
-      fmt(r.ours?.median),
-      fmt(r.ours?.p90),
+      formatMs(r.ours?.median),
+      formatMs(r.ours?.p90),
       naiveText,
       Number.isNaN(ratio) ? "–" : `${ratio.toFixed(1)}×`,
       checkOf(r).mark,
@@ -625,11 +584,7 @@ function plainTable(rows: string[][]): string {
   return [line(HEADER), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
-function markdownTable(rows: string[][]): string {
-  const align = HEADER.map((_, i) => (i >= 3 && i <= 6 ? "---:" : i >= 7 && i <= 9 ? ":---:" : "---"));
-  const line = (row: string[]) => `| ${row.map((cell) => cell.replaceAll("|", "\\|")).join(" | ")} |`;
-  return [line(HEADER), `|${align.join("|")}|`, ...rows.map(line)].join("\n");
-}
+const ALIGN = HEADER.map((_, i): Align => (i >= 3 && i <= 6 ? "right" : i >= 7 && i <= 9 ? "center" : "left"));
 
 // ---------------------------------------------------------------------------------------------
 // Main
@@ -690,21 +645,13 @@ async function main(): Promise<void> {
   const to = formatDay(Math.floor(windowEnd / 86_400_000) - 1);
   const dbFile = path.join(dataDir, DATABASE_FILE);
 
-  const cpus = os.cpus();
   const out: string[] = [];
   const say = (line = "") => {
     out.push(line);
     process.stdout.write(`${line}\n`);
   };
-  say(
-    `Machine: ${cpus.length} cores, ${cpus[0]?.model.trim() ?? "unknown CPU"}, ${bytes(os.totalmem())} memory, ${os.platform()} ${os.release()}, Node ${process.version}`,
-  );
-  say(
-    `Load average at start (1, 5, 15 min): ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(", ")}`,
-  );
+  say(machineLine());
+  say(`Load average at start (1, 5, 15 min): ${loadAverages()}`);
 
   // The naive queries first, on the file opened read-only; the engine opens it afterwards.
   const results: Result[] = [];
@@ -727,7 +674,7 @@ async function main(): Promise<void> {
     );
     say(`DuckDB ${String(versionRow?.v)}`);
     say(
-      `Dataset: ${dataDir}${loaded.cached ? " (cached)" : ""}: ${n(counts?.messages).toLocaleString("en")} messages (${n(counts?.events).toLocaleString("en")} activity events), ${from} to ${to}; file ${bytes(fileSize(dbFile) + fileSize(`${dbFile}.wal`))}`,
+      `Dataset: ${dataDir}${loaded.cached ? " (cached)" : ""}: ${n(counts?.messages).toLocaleString("en")} messages (${n(counts?.events).toLocaleString("en")} activity events), ${from} to ${to}; file ${formatBytes(databaseSize(dbFile))}`,
     );
     say(
       `Derived rows: activity_days ${n(counts?.activity_days).toLocaleString("en")}, event_days ${n(counts?.event_days).toLocaleString("en")}, actor_summary ${n(counts?.actor_summary).toLocaleString("en")}, identity_links ${n(counts?.identity_links).toLocaleString("en")}, memberships ${n(counts?.memberships).toLocaleString("en")}`,
@@ -787,14 +734,8 @@ async function main(): Promise<void> {
     instance.closeSync();
   }
 
-  const engine = new DuckDBEngine({
-    dataDir,
-    maxQueuedRows: DEFAULTS.maxQueuedRows,
-    maxCommitRows: DEFAULTS.maxCommitRows,
-  });
-  const opened = performance.now();
-  await engine.open();
-  log(`engine open in ${((performance.now() - opened) / 1000).toFixed(1)} s`);
+  const { engine, openMs } = await openEngine(dataDir);
+  log(`engine open in ${(openMs / 1000).toFixed(1)} s`);
   try {
     const settings = engine.settings(ws);
     if (settings.timeZone !== "UTC" || settings.systemEvents.length > 0) {
@@ -831,12 +772,7 @@ async function main(): Promise<void> {
   const table = tableRows(results);
   say(plainTable(table));
   say();
-  say(
-    `Load average at end (1, 5, 15 min): ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(", ")}`,
-  );
+  say(`Load average at end (1, 5, 15 min): ${loadAverages()}`);
   say(
     `Targets: ours median < ${TARGET_MEDIAN_MS} ms and naive/ours ≥ ${TARGET_RATIO}×. Check: the report's figures equal the naive query's:`,
   );
@@ -850,10 +786,7 @@ async function main(): Promise<void> {
   say();
   say("Markdown:");
   say();
-  say(markdownTable(table));
+  say(markdownTable(HEADER, table, ALIGN));
 }
 
-main().catch((err) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+runMain(main);

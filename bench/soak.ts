@@ -28,9 +28,9 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { fileSize, freePort, sleep } from "./common.js";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const HOST = "127.0.0.1";
@@ -53,23 +53,9 @@ const MAX_QUEUED_ROWS = positive("SOAK_MAX_QUEUED_ROWS", 5000);
 const FROM_SOURCES = ["1", "true"].includes(process.env.SOAK_FROM_SOURCES ?? "");
 const LOG_LEVEL = process.env.SOAK_LOG_LEVEL ?? "warn";
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const mb = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
 const int = (n: number) => Math.round(n).toLocaleString("en-US");
 const pct = (n: number) => `${(n * 100).toFixed(1)}%`;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port")),
-      );
-    });
-  });
-}
 
 /** Resident memory of a process, from /proc (Linux). */
 function rssBytes(pid: number): number | undefined {
@@ -109,7 +95,7 @@ interface Server {
 let running: ChildProcess | undefined;
 
 async function startServer(dataDir: string): Promise<Server> {
-  const port = await freePort();
+  const port = await freePort(HOST);
   const entry = FROM_SOURCES ? ["--import", "tsx", "src/cli/main.ts"] : ["dist/cli/main.js"];
   const child = spawn(
     process.execPath,
@@ -249,14 +235,6 @@ async function metric(url: string, name: string): Promise<number | undefined> {
   }
 }
 
-function fileBytes(file: string): number {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
-
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
@@ -330,8 +308,8 @@ async function main(): Promise<number> {
       rss: rssBytes(server.pid),
       queueDepth: await metric(server.url, "solstice_writer_queue_depth"),
       ackedSoFar: totals.acked,
-      walBytes: fileBytes(`${database}.wal`),
-      dbBytes: fileBytes(database),
+      walBytes: fileSize(`${database}.wal`),
+      dbBytes: fileSize(database),
     };
     totals.current = totals.fresh();
     seconds.push(second);

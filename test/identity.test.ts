@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { post, query, SECRET_KEY, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
+import { describe, expect, it } from "vitest";
+import { sendBatch, serversClosedAfterEach } from "./helpers/fixtures.js";
+import { query, SECRET_KEY, type TestServer, tempDataDir } from "./helpers/server.js";
 
 /**
  * Hand-worked fixtures for identity resolution, traits, memberships and company attribution. The
@@ -37,23 +38,7 @@ interface CompanyProfile extends Company {
   topEvents: { event: string; count: number }[];
 }
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  for (const s of servers) await s.close();
-  servers = [];
-});
-
-async function start(dataDir?: string): Promise<TestServer> {
-  const t = await startTestServer(dataDir ?? tempDataDir(), { now: () => NOW });
-  servers.push(t);
-  return t;
-}
-
-async function send(t: TestServer, batch: Record<string, unknown>[]): Promise<void> {
-  const res = await post(t.url, "/v1/batch", { batch });
-  expect(res.status).toBe(200);
-  expect(res.body.errors).toEqual([]);
-}
+const start = serversClosedAfterEach(NOW);
 
 const user = (t: TestServer, id: string) => query<UserProfile>(t.url, `/api/v1/users/${encodeURIComponent(id)}`);
 const company = (t: TestServer, id: string) => query<CompanyProfile>(t.url, `/api/v1/companies/${id}`);
@@ -64,7 +49,7 @@ describe("identity resolution", () => {
   it("merges a visitor's earlier events into the user once an identify links them, even in a later request", async () => {
     const t = await start();
     // a1 browses on 03-01 and 03-02 before signing up; the identify on 03-03 links a1 to u1; u1 acts on 03-04.
-    await send(t, [
+    await sendBatch(t, [
       { type: "page", anonymousId: "a1", name: "Pricing", timestamp: at("2026-03-01"), messageId: "p1" },
       { type: "track", anonymousId: "a1", event: "Demo Booked", timestamp: at("2026-03-02"), messageId: "t1" },
     ]);
@@ -73,7 +58,7 @@ describe("identity resolution", () => {
       headers: { authorization: "Bearer sk_test_secret_key_0123456789abcdef" },
     });
     expect(before.status).toBe(404);
-    await send(t, [
+    await sendBatch(t, [
       { type: "identify", anonymousId: "a1", userId: "u1", timestamp: at("2026-03-03"), messageId: "i1" },
       { type: "track", userId: "u1", event: "Report Created", timestamp: at("2026-03-04"), messageId: "t2" },
     ]);
@@ -92,7 +77,7 @@ describe("identity resolution", () => {
 
   it("links an alias's previousId to the userId", async () => {
     const t = await start();
-    await send(t, [
+    await sendBatch(t, [
       { type: "track", anonymousId: "old-id", event: "Invite Sent", timestamp: at("2026-03-05"), messageId: "t1" },
       { type: "alias", userId: "u2", previousId: "old-id", timestamp: at("2026-03-06"), messageId: "al1" },
       { type: "track", userId: "u2", event: "Invite Sent", timestamp: at("2026-03-07"), messageId: "t2" },
@@ -106,14 +91,14 @@ describe("identity resolution", () => {
 
   it("gives an anonymousId claimed by two users to the earliest link, whatever the arrival order", async () => {
     const t = await start();
-    await send(t, [
+    await sendBatch(t, [
       { type: "track", anonymousId: "shared", event: "Opened", timestamp: at("2026-03-01"), messageId: "t1" },
     ]);
     // uLate's identify arrives first but is timestamped 03-05; uEarly's arrives second, timestamped 03-04: uEarly wins.
-    await send(t, [
+    await sendBatch(t, [
       { type: "identify", anonymousId: "shared", userId: "uLate", timestamp: at("2026-03-05"), messageId: "iL" },
     ]);
-    await send(t, [
+    await sendBatch(t, [
       { type: "identify", anonymousId: "shared", userId: "uEarly", timestamp: at("2026-03-04"), messageId: "iE" },
     ]);
     expect((await user(t, "shared")).id).toBe("uEarly");
@@ -127,14 +112,13 @@ describe("identity resolution", () => {
 
   it("breaks a timestamp tie between two links by receivedAt", async () => {
     let clock = NOW;
-    const t = await startTestServer(tempDataDir(), { now: () => clock });
-    servers.push(t);
-    await send(t, [
+    const t = await start({ clock: () => clock });
+    await sendBatch(t, [
       { type: "identify", anonymousId: "tie", userId: "uFirst", timestamp: at("2026-03-04"), messageId: "z1" },
     ]);
     clock += 1000;
     // Same timestamp, received a second later, and a messageId that sorts first: receivedAt decides.
-    await send(t, [
+    await sendBatch(t, [
       { type: "identify", anonymousId: "tie", userId: "uSecond", timestamp: at("2026-03-04"), messageId: "a1" },
     ]);
     expect((await user(t, "tie")).id).toBe("uFirst");
@@ -144,7 +128,7 @@ describe("identity resolution", () => {
 describe("traits", () => {
   it("keeps the latest value of each trait by timestamp, not by arrival", async () => {
     const t = await start();
-    await send(t, [
+    await sendBatch(t, [
       {
         type: "identify",
         userId: "u5",
@@ -154,7 +138,7 @@ describe("traits", () => {
       },
     ]);
     // Older message arriving later: its plan loses to 03-10's, its role is the only one, its email comes from the top level.
-    await send(t, [
+    await sendBatch(t, [
       {
         type: "identify",
         userId: "u5",
@@ -173,7 +157,7 @@ describe("traits", () => {
 
   it("does not count identify and group calls as being seen", async () => {
     const t = await start();
-    await send(t, [
+    await sendBatch(t, [
       { type: "identify", userId: "quiet", traits: { name: "Q" }, timestamp: at("2026-03-10"), messageId: "i1" },
       {
         type: "group",
@@ -197,7 +181,7 @@ describe("traits", () => {
 describe("companies", () => {
   it("attributes a member's events to all its companies, and an event with context.groupId to that company only", async () => {
     const t = await start();
-    await send(t, [
+    await sendBatch(t, [
       {
         type: "group",
         userId: "u6",
@@ -281,13 +265,13 @@ describe("companies", () => {
 
   it("makes the user of an anonymousId a member through a group call carrying only the anonymousId", async () => {
     const t = await start();
-    await send(t, [
+    await sendBatch(t, [
       { type: "group", anonymousId: "a-grp", groupId: "acme", timestamp: at("2026-03-02"), messageId: "g1" },
       { type: "track", anonymousId: "a-grp", event: "Opened", timestamp: at("2026-03-03"), messageId: "t1" },
     ]);
     // No user yet: the visitor is not a member, but nothing is attributed either.
     expect((await company(t, "acme")).users).toBe(0);
-    await send(t, [
+    await sendBatch(t, [
       { type: "identify", anonymousId: "a-grp", userId: "u-grp", timestamp: at("2026-03-04"), messageId: "i1" },
     ]);
     const acme = await company(t, "acme");
@@ -298,7 +282,7 @@ describe("companies", () => {
   it("lists a company's traits in key order, the same in the list, its profile and CSV", async () => {
     const t = await start();
     // Three group calls set the traits in the order zeta, alpha, mid; "name" arrives last.
-    await send(t, [
+    await sendBatch(t, [
       {
         type: "group",
         userId: "u-k",
@@ -360,8 +344,8 @@ describe("companies", () => {
 describe("restart", () => {
   it("keeps links, traits and memberships across a restart, and resolves a link that arrives after it", async () => {
     const dataDir = tempDataDir();
-    let t = await start(dataDir);
-    await send(t, [
+    let t = await start({ dataDir });
+    await sendBatch(t, [
       { type: "track", anonymousId: "a-r", event: "Opened", timestamp: at("2026-03-10"), messageId: "t1" },
       {
         type: "group",
@@ -373,9 +357,8 @@ describe("restart", () => {
       },
     ]);
     await t.close();
-    servers = [];
-    t = await start(dataDir);
-    await send(t, [
+    t = await start({ dataDir });
+    await sendBatch(t, [
       {
         type: "identify",
         anonymousId: "a-r",

@@ -1,5 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { post, SECRET_KEY, startTestServer, type TestServer } from "./helpers/server.js";
+import { describe, expect, it } from "vitest";
+import { sendBatch, serversClosedAfterEach } from "./helpers/fixtures.js";
+import { companyContext, messageBuilders, user } from "./helpers/messages.js";
+import { expectBadParameter, postReport } from "./helpers/reports.js";
+import type { TestServer } from "./helpers/server.js";
 
 /**
  * Activation on a hand-worked fixture. An entity is activated when, within [firstSeen, firstSeen +
@@ -24,49 +27,17 @@ interface Activation {
   }[];
 }
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  for (const s of servers) await s.close();
-  servers = [];
-});
+const start = serversClosedAfterEach(NOW);
 
-async function start(): Promise<TestServer> {
-  const t = await startTestServer(undefined, { now: () => NOW });
-  servers.push(t);
-  return t;
-}
+const messages = messageBuilders();
+/** Calls by a user; `at` is an instant without its zone (UTC), to the second. */
+const track = (userId: string, event: string, at: string, groupId?: string) =>
+  messages.track(user(userId), event, `${at}.000Z`, companyContext(groupId));
+const page = (userId: string, at: string, groupId?: string) =>
+  messages.page(user(userId), "Home", `${at}.000Z`, companyContext(groupId));
+const group = (userId: string, groupId: string) => messages.group(user(userId), groupId, "2026-05-01T00:00:00.000Z");
 
-async function send(t: TestServer, batch: Record<string, unknown>[]): Promise<void> {
-  const res = await post(t.url, "/v1/batch", { batch });
-  expect(res.status).toBe(200);
-  expect(res.body.errors).toEqual([]);
-}
-
-let seq = 0;
-const ctx = (groupId?: string) => (groupId ? { context: { groupId } } : {});
-function track(userId: string, event: string, at: string, groupId?: string) {
-  return { type: "track", userId, event, timestamp: `${at}.000Z`, messageId: `m${++seq}`, ...ctx(groupId) };
-}
-function page(userId: string, at: string, groupId?: string) {
-  return { type: "page", userId, name: "Home", timestamp: `${at}.000Z`, messageId: `p${++seq}`, ...ctx(groupId) };
-}
-function group(userId: string, groupId: string) {
-  return { type: "group", userId, groupId, timestamp: "2026-05-01T00:00:00.000Z", messageId: `g${++seq}` };
-}
-
-async function activation(t: TestServer, body: Record<string, unknown>): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`${t.url}/api/v1/reports/activation`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${SECRET_KEY}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-}
-async function ok(t: TestServer, body: Record<string, unknown>): Promise<Activation> {
-  const res = await activation(t, body);
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body as Activation;
-}
+const activation = (t: TestServer, body: Record<string, unknown>) => postReport<Activation>(t, "activation", body);
 /** [period, size, activated, pending, rate, completed per milestone, median] per cohort. */
 const table = (a: Activation) =>
   a.cohorts.map((c) => [
@@ -98,7 +69,7 @@ const table = (a: Activation) =>
  *   u9: page 06-12 23:00; window ends 06-14 23:00, before the end of `to` → not pending.
  */
 async function fixture(t: TestServer) {
-  await send(t, [
+  await sendBatch(t, [
     group("u1", "cA"),
     group("u2", "cA"),
     group("u3", "cB"),
@@ -139,7 +110,7 @@ describe("activation", () => {
   it("counts users per weekly cohort", async () => {
     const t = await start();
     await fixture(t);
-    const a = await ok(t, { ...body, level: "user" });
+    const a = await activation(t, { ...body, level: "user" });
     expect([a.level, a.period]).toEqual(["user", "week"]);
     expect(table(a)).toEqual([
       // W1 {u1, u2, u3, u4}: activated u1, u2; Invite×2 by u1, u2; Report by u1, u2, u3;
@@ -158,7 +129,7 @@ describe("activation", () => {
   it("gives a null rate when every entity of a cohort is pending", async () => {
     const t = await start();
     await fixture(t);
-    const a = await ok(t, { ...body, from: "2026-06-13", period: "day" });
+    const a = await activation(t, { ...body, from: "2026-06-13", period: "day" });
     expect(table(a)).toEqual([
       // 06-13 {u6}: activated.
       ["2026-06-13", 1, 1, 0, 1, [1, 1], 126000],
@@ -173,7 +144,7 @@ describe("activation", () => {
     // Ending a day later (end 06-16 00:00), u7's Invite at 06-15 00:00 counts: it is u7's second Invite, so
     // u7 is activated then, 16 h = 57,600 s after first seen. Nobody is pending: u8's and u9's windows
     // ended before, u6 and u7 are activated. Nobody is first seen on 06-15: no third cohort.
-    const a = await ok(t, { ...body, to: "2026-06-15" });
+    const a = await activation(t, { ...body, to: "2026-06-15" });
     expect(table(a)).toEqual([
       ["2026-06-01", 4, 2, 0, 2 / 4, [2, 3], 93600],
       // W2: activated {u6, u7}; Invite×2 {u6, u7}; Report {u6, u7}; median (57,600 + 126,000) / 2 = 91,800.
@@ -193,7 +164,7 @@ describe("activation", () => {
      * W1 {cA, cB}: activated 1, rate 1/2, Invite×2 {cA}, Report {cA, cB}.
      * W2 {cC, cD}: activated 1, pending 1, rate 1 / (2 − 1) = 1, Invite×2 {cD}, Report {cC, cD}.
      */
-    const a = await ok(t, { ...body, level: "company" });
+    const a = await activation(t, { ...body, level: "company" });
     expect(a.level).toBe("company");
     expect(table(a)).toEqual([
       ["2026-06-01", 2, 1, 0, 1 / 2, [1, 2], 82800],
@@ -216,10 +187,6 @@ describe("activation", () => {
       [{ ...body, from: "2026-06-15" }, "from"],
       [{ ...body, to: "2026-13-01" }, "to"],
     ];
-    for (const [params, parameter] of cases) {
-      const res = await activation(t, params);
-      expect(res.status, JSON.stringify(params)).toBe(400);
-      expect((res.body as { parameter: string }).parameter, JSON.stringify(params)).toBe(parameter);
-    }
+    for (const [params, parameter] of cases) await expectBadParameter(t, "POST", "activation", params, parameter);
   });
 });

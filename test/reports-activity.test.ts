@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { post, query, SECRET_KEY, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
+import { sendBatch, setSettings } from "./helpers/fixtures.js";
+import {
+  visitor as a,
+  companyContext as ctx,
+  idsWithPrefix,
+  sameEventBuilders,
+  user as u,
+} from "./helpers/messages.js";
+import { getReport } from "./helpers/reports.js";
+import { SECRET_KEY, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
 
 /**
  * Hand-worked fixtures for the active and new reports, company attribution, system events, bad
@@ -9,62 +18,10 @@ import { post, query, SECRET_KEY, startTestServer, type TestServer, tempDataDir 
 const NOW = Date.parse("2026-04-15T12:00:00Z");
 const at = (day: string, time = "10:00:00") => `${day}T${time}.000Z`;
 
-type Who = { userId?: string; anonymousId?: string };
-const u = (userId: string): Who => ({ userId });
-const a = (anonymousId: string): Who => ({ anonymousId });
-const ctx = (groupId: string) => ({ context: { groupId } });
-
-let seq = 0;
-const mid = () => `ra-${++seq}`;
-const track = (who: Who, timestamp: string, extra: object = {}, event = "Report Created") => ({
-  type: "track",
-  ...who,
-  event,
-  timestamp,
-  messageId: mid(),
-  ...extra,
-});
-const page = (who: Who, timestamp: string, extra: object = {}) => ({
-  type: "page",
-  ...who,
-  name: "Home",
-  timestamp,
-  messageId: mid(),
-  ...extra,
-});
-const identify = (who: Who, timestamp: string, traits: object = {}) => ({
-  type: "identify",
-  ...who,
-  traits,
-  timestamp,
-  messageId: mid(),
-});
-const group = (who: Who, groupId: string, timestamp: string, traits: object = {}) => ({
-  type: "group",
-  ...who,
-  groupId,
-  traits,
-  timestamp,
-  messageId: mid(),
-});
+const { track, page, identify, group } = sameEventBuilders("Report Created", idsWithPrefix("ra-"));
 
 async function start(): Promise<TestServer> {
   return startTestServer(tempDataDir(), { now: () => NOW });
-}
-
-async function send(t: TestServer, batch: object[]): Promise<void> {
-  const res = await post(t.url, "/v1/batch", { batch });
-  expect(res.status).toBe(200);
-  expect(res.body.errors).toEqual([]);
-}
-
-async function settings(t: TestServer, body: object): Promise<void> {
-  const res = await fetch(`${t.url}/api/v1/settings`, {
-    method: "PUT",
-    headers: { authorization: `Bearer ${SECRET_KEY}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  expect(res.status).toBe(200);
 }
 
 interface Row {
@@ -74,10 +31,8 @@ interface Row {
   mau?: number;
 }
 
-const report = <T>(t: TestServer, name: string, params: Record<string, string>) =>
-  query<T>(t.url, `/api/v1/reports/${name}?${new URLSearchParams(params)}`);
 const series = async (t: TestServer, name: string, params: Record<string, string>) =>
-  (await report<{ series: Row[] }>(t, name, params)).series;
+  (await getReport<{ series: Row[] }>(t, name, params)).series;
 
 /** [period, count] or [period, count, wau, mau] per row, compact to compare with a hand-worked table. */
 const table = (rows: Row[]) =>
@@ -132,8 +87,8 @@ describe("active and new over a range that cuts weeks and months", () => {
   beforeAll(async () => {
     t = await start();
     // Two requests, the link after the visitor's page, as a real sign-up would send them.
-    await send(t, FIXTURE.slice(0, 14));
-    await send(t, FIXTURE.slice(14));
+    await sendBatch(t, FIXTURE.slice(0, 14));
+    await sendBatch(t, FIXTURE.slice(14));
   });
   afterAll(() => t.close());
 
@@ -302,7 +257,7 @@ describe("company attribution", () => {
   it("follows context.groupId, memberships at any time, and group calls made by an anonymousId", async () => {
     const t = await start();
     try {
-      await send(t, [
+      await sendBatch(t, [
         // u1 joins c1 on 03-01 and c2 only on 03-08, after its events: membership holds at any time.
         group(u("u1"), "c1", at("2026-03-01"), { name: "One" }),
         group(u("u1"), "c2", at("2026-03-08"), { name: "Two" }),
@@ -328,7 +283,7 @@ describe("company attribution", () => {
       //   c3 {03-02, 03-06}     a2's page and u2's track, both u2's
       //   c5 {03-04}            a visitor's event with context.groupId
       //   c4, c6: nothing attributed.
-      const power = await report<{
+      const power = await getReport<{
         histogram: { activeDays: number; entities: number }[];
         top: { id: string; name: string | null; activeDays: number }[];
       }>(t, "power", { level: "company", days: "10", date: "2026-03-10" });
@@ -366,14 +321,14 @@ describe("system events", () => {
   it("leaves events named in systemEvents out of activity, for stored and for later events", async () => {
     const t = await start();
     try {
-      await send(t, [
+      await sendBatch(t, [
         group(u("u2"), "c1", at("2026-03-01")),
         group(u("u1"), "c2", at("2026-03-01")),
         track(u("u1"), at("2026-03-02"), {}, "Heartbeat"),
         track(u("u1"), at("2026-03-03"), {}, "Report Created"),
         track(u("u2"), at("2026-03-02"), {}, "Heartbeat"),
         // A page named like the system event is still activity: systemEvents names track events.
-        { type: "page", userId: "u3", name: "Heartbeat", timestamp: at("2026-03-02"), messageId: mid() },
+        page(u("u3"), at("2026-03-02"), {}, "Heartbeat"),
       ]);
       const range = { interval: "day", from: "2026-03-02", to: "2026-03-03" };
       const counts = async (name: string, level = "user") =>
@@ -383,9 +338,9 @@ describe("system events", () => {
       expect(await counts("active", "company")).toEqual([2, 1]);
       expect(await counts("new")).toEqual([3, 0]);
 
-      await settings(t, { systemEvents: ["Heartbeat"] });
+      await setSettings(t, { systemEvents: ["Heartbeat"] });
       // A Heartbeat sent after the setting is not activity either.
-      await send(t, [track(u("u4"), at("2026-03-03"), {}, "Heartbeat")]);
+      await sendBatch(t, [track(u("u4"), at("2026-03-03"), {}, "Heartbeat")]);
       // 03-02 {u3}, 03-03 {u1}; u2 and u4 have no activity at all. Companies: c2 on 03-03 only; c1 never.
       // First seen: u3 03-02, u1 03-03 (its 03-02 Heartbeat no longer counts).
       expect(await counts("active")).toEqual([1, 1]);
@@ -393,7 +348,7 @@ describe("system events", () => {
       expect(await counts("new")).toEqual([1, 1]);
       expect(await counts("new", "company")).toEqual([0, 1]);
 
-      await settings(t, { systemEvents: [] });
+      await setSettings(t, { systemEvents: [] });
       // Everything counts again, u4's Heartbeat too: 03-02 {u1, u2, u3}, 03-03 {u1, u4}.
       expect(await counts("active")).toEqual([3, 2]);
       expect(await counts("new")).toEqual([3, 1]);
@@ -408,7 +363,7 @@ describe("bad parameters", () => {
   let t: TestServer;
   beforeAll(async () => {
     t = await start();
-    await send(t, [track(u("u1"), at("2026-03-02"))]);
+    await sendBatch(t, [track(u("u1"), at("2026-03-02"))]);
   });
   afterAll(() => t.close());
 

@@ -1,5 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { post, query, SECRET_KEY, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sendBatch, serversClosedAfterEach, setSettings } from "./helpers/fixtures.js";
+import { idsWithPrefix, messageBuilders, user } from "./helpers/messages.js";
+import { getReport } from "./helpers/reports.js";
+import { putSettings, query, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
 
 /**
  * Hand-worked fixtures for calendar edges: a year boundary inside ISO week 53 of 2026 (Monday
@@ -8,37 +11,13 @@ import { post, query, SECRET_KEY, startTestServer, type TestServer, tempDataDir 
 const NOW = Date.parse("2027-02-15T12:00:00Z");
 const at = (day: string, time = "10:00:00") => `${day}T${time}.000Z`;
 
-let seq = 0;
-const mid = () => `rc-${++seq}`;
-const track = (userId: string, timestamp: string, extra: object = {}) => ({
-  type: "track",
-  userId,
-  event: "Report Viewed",
-  timestamp,
-  messageId: mid(),
-  ...extra,
-});
-const group = (userId: string, groupId: string, timestamp: string) => ({
-  type: "group",
-  userId,
-  groupId,
-  timestamp,
-  messageId: mid(),
-});
-
-async function send(t: TestServer, batch: object[]): Promise<void> {
-  const res = await post(t.url, "/v1/batch", { batch });
-  expect(res.status).toBe(200);
-  expect(res.body.errors).toEqual([]);
-}
+const messages = messageBuilders(idsWithPrefix("rc-"));
+const track = (userId: string, timestamp: string, extra: object = {}) =>
+  messages.track(user(userId), "Report Viewed", timestamp, extra);
+const group = (userId: string, groupId: string, timestamp: string) => messages.group(user(userId), groupId, timestamp);
 
 async function setZone(t: TestServer, timeZone: string): Promise<void> {
-  const res = await fetch(`${t.url}/api/v1/settings`, {
-    method: "PUT",
-    headers: { authorization: `Bearer ${SECRET_KEY}`, "content-type": "application/json" },
-    body: JSON.stringify({ timeZone }),
-  });
-  expect(res.status).toBe(200);
+  await setSettings(t, { timeZone });
   expect(await query<{ timeZone: string }>(t.url, "/api/v1/settings")).toMatchObject({ timeZone });
 }
 
@@ -53,7 +32,7 @@ interface Row {
   dormant?: number;
 }
 const series = async (t: TestServer, name: string, params: Record<string, string>) =>
-  (await query<{ series: Row[] }>(t.url, `/api/v1/reports/${name}?${new URLSearchParams(params)}`)).series;
+  (await getReport<{ series: Row[] }>(t, name, params)).series;
 const counts = async (t: TestServer, name: string, params: Record<string, string>) =>
   (await series(t, name, params)).map((r) => [r.period, r.count]);
 
@@ -69,7 +48,7 @@ describe("ISO week 53 and the turn of the year", () => {
   let t: TestServer;
   beforeAll(async () => {
     t = await startTestServer(tempDataDir(), { now: () => NOW });
-    await send(t, [
+    await sendBatch(t, [
       group("Y1", "Z1", at("2026-11-01")),
       group("Y2", "Z1", at("2026-11-01")),
       group("Y3", "Z2", at("2026-11-01")),
@@ -261,8 +240,7 @@ const EXPECTED = {
 type Zone = keyof typeof EXPECTED;
 
 async function activeOn(t: TestServer, date: string, level = "user"): Promise<string[]> {
-  const params = new URLSearchParams({ level, days: "1", date });
-  const power = await query<{ top: { id: string }[] }>(t.url, `/api/v1/reports/power?${params}`);
+  const power = await getReport<{ top: { id: string }[] }>(t, "power", { level, days: "1", date });
   return power.top.map((r) => (level === "company" ? r.id.replace(/^co-/, "") : r.id)).sort();
 }
 
@@ -303,20 +281,11 @@ async function expectZone(t: TestServer, zone: Zone): Promise<void> {
 }
 
 describe("time zones", () => {
-  let servers: TestServer[] = [];
-  afterEach(async () => {
-    for (const s of servers) await s.close();
-    servers = [];
-  });
-  const start = async (dataDir = tempDataDir()) => {
-    const t = await startTestServer(dataDir, { now: () => NOW });
-    servers.push(t);
-    return t;
-  };
+  const start = serversClosedAfterEach(NOW);
 
   it("rebuilds the local days of stored events when the zone changes", async () => {
     const t = await start();
-    await send(t, ZONE_EVENTS);
+    await sendBatch(t, ZONE_EVENTS);
     await expectZone(t, "UTC");
     await setZone(t, "Europe/Paris");
     await expectZone(t, "Europe/Paris");
@@ -328,20 +297,19 @@ describe("time zones", () => {
 
   it("puts events that arrive after the setting, and after a restart, on the zone's local days", async () => {
     const dataDir = tempDataDir();
-    let t = await start(dataDir);
+    let t = await start({ dataDir });
     await setZone(t, "America/Los_Angeles");
-    await send(t, ZONE_EVENTS);
+    await sendBatch(t, ZONE_EVENTS);
     await expectZone(t, "America/Los_Angeles");
 
     await t.close();
-    servers = [];
-    t = await start(dataDir);
+    t = await start({ dataDir });
     expect(await query<{ timeZone: string }>(t.url, "/api/v1/settings")).toMatchObject({
       timeZone: "America/Los_Angeles",
     });
     await expectZone(t, "America/Los_Angeles");
     // X at 03-30 06:59:59 UTC is Sunday 03-29 23:59:59 in Los Angeles (−7), Monday 08:59:59 in Paris.
-    await send(t, [track("X", "2026-03-30T06:59:59.000Z")]);
+    await sendBatch(t, [track("X", "2026-03-30T06:59:59.000Z")]);
     expect(await activeOn(t, "2026-03-29")).toEqual(["P3", "P4", "X"]);
     await setZone(t, "Europe/Paris");
     expect(await activeOn(t, "2026-03-29")).toEqual(["P2", "P3"]);
@@ -350,11 +318,10 @@ describe("time zones", () => {
 
   it("takes today in the workspace's zone as the default date", async () => {
     // 2026-03-30 05:00 UTC is 03-29 22:00 in Los Angeles and 03-30 07:00 in Paris.
-    const t = await startTestServer(tempDataDir(), { now: () => Date.parse("2026-03-30T05:00:00Z") });
-    servers.push(t);
+    const t = await start({ clock: () => Date.parse("2026-03-30T05:00:00Z") });
     // Z's only day is 03-28 in all three zones. With inactiveDays 1, Z slips when 03-28 < date − 1:
     // on 03-30, not on 03-29.
-    await send(t, [track("Z", "2026-03-28T12:00:00.000Z")]);
+    await sendBatch(t, [track("Z", "2026-03-28T12:00:00.000Z")]);
     const dates = async () => [
       (await query<{ date: string }>(t.url, "/api/v1/reports/power?days=7")).date,
       (await query<{ entities: { id: string }[] }>(t.url, "/api/v1/reports/slipping?inactiveDays=1")).entities.map(
@@ -370,12 +337,8 @@ describe("time zones", () => {
 
   it("refuses a zone that does not exist", async () => {
     const t = await start();
-    const res = await fetch(`${t.url}/api/v1/settings`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${SECRET_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ timeZone: "Europe/Atlantis" }),
-    });
+    const res = await putSettings(t.url, { timeZone: "Europe/Atlantis" });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { message: string }).message).toContain("timeZone");
+    expect((res.body as { message: string }).message).toContain("timeZone");
   });
 });

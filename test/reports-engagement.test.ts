@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { post, query, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
+import { sendBatch } from "./helpers/fixtures.js";
+import {
+  visitor as a,
+  companyContext as ctx,
+  idsWithPrefix,
+  sameEventBuilders,
+  user as u,
+  type Who,
+} from "./helpers/messages.js";
+import { getReport } from "./helpers/reports.js";
+import { startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
 
 /**
  * Hand-worked fixtures for the lifecycle, power and slipping reports, at user and company level, in
@@ -8,51 +18,15 @@ import { post, query, startTestServer, type TestServer, tempDataDir } from "./he
 const NOW = Date.parse("2026-04-15T12:00:00Z");
 const at = (day: string, time = "10:00:00") => `${day}T${time}.000Z`;
 
-type Who = { userId?: string; anonymousId?: string };
-const u = (userId: string): Who => ({ userId });
-const a = (anonymousId: string): Who => ({ anonymousId });
-const ctx = (groupId: string) => ({ context: { groupId } });
-
-let seq = 0;
-const mid = () => `re-${++seq}`;
-const track = (who: Who, timestamp: string, extra: object = {}) => ({
-  type: "track",
-  ...who,
-  event: "Report Viewed",
-  timestamp,
-  messageId: mid(),
-  ...extra,
-});
-const identify = (who: Who, timestamp: string, traits: object = {}) => ({
-  type: "identify",
-  ...who,
-  traits,
-  timestamp,
-  messageId: mid(),
-});
-const group = (who: Who, groupId: string, timestamp: string, traits: object = {}) => ({
-  type: "group",
-  ...who,
-  groupId,
-  traits,
-  timestamp,
-  messageId: mid(),
-});
+const { track, identify, group } = sameEventBuilders("Report Viewed", idsWithPrefix("re-"));
 /** One track event per day, at 10:00. */
 const days = (who: Who, list: string[], extra: object = {}) => list.map((d) => track(who, at(d), extra));
 
 async function serve(batches: object[][]): Promise<TestServer> {
   const t = await startTestServer(tempDataDir(), { now: () => NOW });
-  for (const batch of batches) {
-    const res = await post(t.url, "/v1/batch", { batch });
-    expect(res.status).toBe(200);
-    expect(res.body.errors).toEqual([]);
-  }
+  for (const batch of batches) await sendBatch(t, batch);
   return t;
 }
-
-const report = <T>(t: TestServer, name: string, params: Record<string, string>) =>
-  query<T>(t.url, `/api/v1/reports/${name}?${new URLSearchParams(params)}`);
 
 interface LifecycleRow {
   period: string;
@@ -62,7 +36,7 @@ interface LifecycleRow {
   dormant: number;
 }
 const lifecycle = async (t: TestServer, params: Record<string, string>) =>
-  (await report<{ series: LifecycleRow[] }>(t, "lifecycle", params)).series.map((r) => [
+  (await getReport<{ series: LifecycleRow[] }>(t, "lifecycle", params)).series.map((r) => [
     r.period,
     r.new,
     r.returning,
@@ -222,7 +196,7 @@ describe("power", () => {
 
   it("counts users by active days in the window, with a row for every count and the most active first", async () => {
     // Active days in 03-25..03-31: P3 7, P1 4, P5 3, P4 2, P2 1 (three events, one day); P6 and P7 none.
-    const power = await report<Power>(t, "power", { days: "7", date: "2026-03-31" });
+    const power = await getReport<Power>(t, "power", { days: "7", date: "2026-03-31" });
     expect(power.histogram).toEqual(histogram(1, 1, 1, 1, 0, 0, 1));
     expect(power.top).toEqual([
       { id: "P3", name: "Pat Three", activeDays: 7 },
@@ -232,7 +206,11 @@ describe("power", () => {
       { id: "P2", name: null, activeDays: 1 },
     ]);
     // Visitors: v1 adds a row at 5 days.
-    const withVisitors = await report<Power>(t, "power", { days: "7", date: "2026-03-31", includeAnonymous: "true" });
+    const withVisitors = await getReport<Power>(t, "power", {
+      days: "7",
+      date: "2026-03-31",
+      includeAnonymous: "true",
+    });
     expect(withVisitors.histogram).toEqual(histogram(1, 1, 1, 1, 1, 0, 1));
     expect(withVisitors.top.map((r) => [r.id, r.activeDays])).toEqual([
       ["P3", 7],
@@ -246,7 +224,7 @@ describe("power", () => {
 
   it("counts companies by their attributed active days", async () => {
     // CA: P1 {25, 26, 27, 31} ∪ P4 {28, 29} = 6 days; CB: P3, 7 days; CD: P5, 3 days; CC: P2's context, 1 day.
-    const power = await report<Power>(t, "power", { level: "company", days: "7", date: "2026-03-31" });
+    const power = await getReport<Power>(t, "power", { level: "company", days: "7", date: "2026-03-31" });
     expect(power.histogram).toEqual(histogram(1, 0, 1, 0, 0, 1, 1));
     expect(power.top).toEqual([
       { id: "CB", name: "Beta", activeDays: 7 },
@@ -258,7 +236,7 @@ describe("power", () => {
 
   it("uses a 30-day window by default", async () => {
     // 03-02..03-31: P3 7, P1 5 (03-24 now inside), P5 3, P4 2, P2 1, P7 1.
-    const power = await report<Power>(t, "power", { date: "2026-03-31" });
+    const power = await getReport<Power>(t, "power", { date: "2026-03-31" });
     expect([power.days, power.date, power.histogram.length]).toEqual([30, "2026-03-31", 30]);
     expect(power.histogram.slice(0, 7)).toEqual(histogram(2, 1, 1, 0, 1, 0, 1));
     expect(power.histogram.slice(7).every((r) => r.entities === 0)).toBe(true);
@@ -316,22 +294,22 @@ describe("slipping", () => {
 
   it("lists users whose last day is in [date − inactiveDays − 30, date − inactiveDays), most active first", async () => {
     // S5: 5 prior days (02-10 is before 02-15); S1: 3; S6: 2; S3: 1 (02-14 is before 02-15).
-    const slipping = await report<Slipping>(t, "slipping", { date: "2026-03-31" });
+    const slipping = await getReport<Slipping>(t, "slipping", { date: "2026-03-31" });
     expect(rows(slipping)).toEqual([
       ["S5", null, at("2026-03-01"), 5],
       ["S1", "Sam One", at("2026-03-16", "20:00:00"), 3],
       ["S6", null, at("2026-03-06"), 2],
       ["S3", null, at("2026-02-15"), 1],
     ]);
-    expect(rows(await report<Slipping>(t, "slipping", { date: "2026-03-31", inactiveDays: "14", limit: "2" }))).toEqual(
-      rows(slipping).slice(0, 2),
-    );
+    expect(
+      rows(await getReport<Slipping>(t, "slipping", { date: "2026-03-31", inactiveDays: "14", limit: "2" })),
+    ).toEqual(rows(slipping).slice(0, 2));
   });
 
   it("moves both edges with inactiveDays", async () => {
     // inactiveDays 15: L in [02-14, 03-16). S1 (03-16) no longer slips; S4 (02-14) now does.
     // Prior days in [02-14, 03-16): S5 5, S3 2 (02-14, 02-15), S6 2, S4 1.
-    const slipping = await report<Slipping>(t, "slipping", { date: "2026-03-31", inactiveDays: "15" });
+    const slipping = await getReport<Slipping>(t, "slipping", { date: "2026-03-31", inactiveDays: "15" });
     expect(slipping.entities.map((e) => e.activeDaysInPrior30)).toEqual([5, 2, 2, 1]);
     expect(rows(slipping).sort()).toEqual([
       ["S3", null, at("2026-02-15"), 2],
@@ -345,7 +323,7 @@ describe("slipping", () => {
     // KT (S1): L 03-16, 3 days. K1 (S1, S7): S7's 03-20 keeps it active. K2 (S2): L 03-17. K3 (S3's 02-14): too old.
     // K4 (S4): too old. K5: S5's days and S3's 02-15 (context.groupId K5): {02-15, 02-20..02-23, 03-01}, 6 days.
     // K6 (S6): L 03-06, 2 days.
-    const slipping = await report<Slipping>(t, "slipping", { level: "company", date: "2026-03-31" });
+    const slipping = await getReport<Slipping>(t, "slipping", { level: "company", date: "2026-03-31" });
     expect(rows(slipping)).toEqual([
       ["K5", null, at("2026-03-01"), 6],
       ["KT", "Tee", at("2026-03-16", "20:00:00"), 3],

@@ -1,5 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { post, query, SECRET_KEY, startTestServer, type TestServer } from "./helpers/server.js";
+import { describe, expect, it } from "vitest";
+import { sendBatch, serversClosedAfterEach } from "./helpers/fixtures.js";
+import { messageBuilders, sender, user } from "./helpers/messages.js";
+import { expectBadParameter, getReport } from "./helpers/reports.js";
+import type { TestServer } from "./helpers/server.js";
 
 /**
  * The feature report on a hand-worked fixture: active = entities with activity in [from, to];
@@ -21,34 +24,17 @@ interface Feature {
   series: { period: string; used: number }[];
 }
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  for (const s of servers) await s.close();
-  servers = [];
-});
+const start = serversClosedAfterEach(NOW);
 
-async function start(): Promise<TestServer> {
-  const t = await startTestServer(undefined, { now: () => NOW });
-  servers.push(t);
-  return t;
-}
-
-async function send(t: TestServer, batch: Record<string, unknown>[]): Promise<void> {
-  const res = await post(t.url, "/v1/batch", { batch });
-  expect(res.status).toBe(200);
-  expect(res.body.errors).toEqual([]);
-}
-
-let seq = 0;
+const messages = messageBuilders();
 /** A track call; `at` is a day (10:00 UTC) or an instant without its zone (UTC). */
 function track(who: string, event: string, at: string, context?: object) {
-  const actor = who.startsWith("v") ? { anonymousId: who } : { userId: who };
   const timestamp = at.length === 10 ? `${at}T10:00:00.000Z` : `${at}.000Z`;
-  return { type: "track", ...actor, event, timestamp, messageId: `m${++seq}`, ...(context ? { context } : {}) };
+  return messages.track(sender(who), event, timestamp, context ? { context } : {});
 }
 
 function feature(t: TestServer, params: Record<string, string>): Promise<Feature> {
-  return query<Feature>(t.url, `/api/v1/reports/feature?${new URLSearchParams({ event: "Export", ...params })}`);
+  return getReport<Feature>(t, "feature", { event: "Export", ...params });
 }
 
 /*
@@ -63,15 +49,9 @@ function feature(t: TestServer, params: Record<string, string>): Promise<Feature
  *   v1: a visitor, Export ×5 on 05-12, context cV      → no user; company cV
  */
 async function fixture(t: TestServer) {
-  const group = (userId: string, groupId: string, traits?: object) => ({
-    type: "group",
-    userId,
-    groupId,
-    timestamp: "2026-05-01T09:00:00.000Z",
-    messageId: `g${++seq}`,
-    ...(traits ? { traits } : {}),
-  });
-  await send(t, [
+  const group = (userId: string, groupId: string, traits?: object) =>
+    messages.group(user(userId), groupId, "2026-05-01T09:00:00.000Z", traits ? { traits } : {});
+  await sendBatch(t, [
     group("u1", "cA", { name: "Acme" }),
     group("u2", "cA"),
     group("u2", "cB"),
@@ -187,12 +167,6 @@ describe("feature report", () => {
       [{ event: "Export", from: "2026-05-06" }, "to"],
       [{ event: "Export", from: "May 6", to: "2026-05-24" }, "from"],
     ];
-    for (const [params, parameter] of cases) {
-      const res = await fetch(`${t.url}/api/v1/reports/feature?${new URLSearchParams(params)}`, {
-        headers: { authorization: `Bearer ${SECRET_KEY}` },
-      });
-      expect(res.status, JSON.stringify(params)).toBe(400);
-      expect(((await res.json()) as { parameter: string }).parameter).toBe(parameter);
-    }
+    for (const [params, parameter] of cases) await expectBadParameter(t, "GET", "feature", params, parameter);
   });
 });

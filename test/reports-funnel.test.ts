@@ -1,10 +1,13 @@
 import { DuckDBInstance } from "@duckdb/node-api";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { REPORTS } from "../src/reports/definitions.js";
 import type { Report } from "../src/reports/report.js";
 import { migrate } from "../src/storage/duckdb/migrations.js";
 import { DuckDBReports } from "../src/storage/duckdb/reports.js";
-import { post, SECRET_KEY, startTestServer, type TestServer } from "./helpers/server.js";
+import { sendBatch, serversClosedAfterEach, setSettings } from "./helpers/fixtures.js";
+import { messageBuilders, sender, user } from "./helpers/messages.js";
+import { expectBadParameter, postReport } from "./helpers/reports.js";
+import { SECRET_KEY, type TestServer } from "./helpers/server.js";
 
 /**
  * Funnels on hand-worked fixtures. For each entity and each step-1 occurrence in [from, to], step
@@ -27,54 +30,20 @@ interface Funnel {
   }[];
 }
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  for (const s of servers) await s.close();
-  servers = [];
-});
+const start = serversClosedAfterEach(NOW);
 
-async function start(): Promise<TestServer> {
-  const t = await startTestServer(undefined, { now: () => NOW });
-  servers.push(t);
-  return t;
-}
-
-async function send(t: TestServer, batch: Record<string, unknown>[]): Promise<void> {
-  const res = await post(t.url, "/v1/batch", { batch });
-  expect(res.status).toBe(200);
-  expect(res.body.errors).toEqual([]);
-}
-
-let seq = 0;
+/** Track calls numbered m0001, m0002…; group calls g1, g2… */
+const messages = messageBuilders((type, n) => (type === "track" ? `m${String(n).padStart(4, "0")}` : `g${n}`));
 /** A track call at an ISO instant (seconds precision, UTC); `id` overrides the messageId. */
 function track(who: string, event: string, at: string, extra: { context?: object; id?: string } = {}) {
-  const actor = who.startsWith("v") ? { anonymousId: who } : { userId: who };
-  return {
-    type: "track",
-    ...actor,
-    event,
-    timestamp: `${at}.000Z`,
-    messageId: extra.id ?? `m${String(++seq).padStart(4, "0")}`,
+  return messages.track(sender(who), event, `${at}.000Z`, {
+    ...(extra.id === undefined ? {} : { messageId: extra.id }),
     ...(extra.context ? { context: extra.context } : {}),
-  };
-}
-function group(userId: string, groupId: string) {
-  return { type: "group", userId, groupId, timestamp: "2026-03-01T00:00:00.000Z", messageId: `g${++seq}` };
-}
-
-async function funnel(t: TestServer, body: Record<string, unknown>): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`${t.url}/api/v1/reports/funnel`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${SECRET_KEY}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
   });
-  return { status: res.status, body: await res.json() };
 }
-async function ok(t: TestServer, body: Record<string, unknown>): Promise<Funnel> {
-  const res = await funnel(t, body);
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body as Funnel;
-}
+const group = (userId: string, groupId: string) => messages.group(user(userId), groupId, "2026-03-01T00:00:00.000Z");
+
+const funnel = (t: TestServer, body: Record<string, unknown>) => postReport<Funnel>(t, "funnel", body);
 /** [count, conversionFromPrevious, conversionFromStart, medianSecondsFromPrevious] per step. */
 const rows = (f: Funnel) =>
   f.steps.map((s) => [s.count, s.conversionFromPrevious, s.conversionFromStart, s.medianSecondsFromPrevious]);
@@ -98,7 +67,7 @@ describe("funnel at user level", () => {
    * Median C−B over {86,400, 43,200, 1,800} = 43,200.
    */
   async function fixture(t: TestServer) {
-    await send(t, [
+    await sendBatch(t, [
       track("u1", "A", "2026-04-01T10:00:00", { id: "u1-2" }),
       track("u1", "B", "2026-04-01T10:00:00", { id: "u1-1" }),
       track("u1", "C", "2026-04-02T10:00:00"),
@@ -126,7 +95,7 @@ describe("funnel at user level", () => {
   it("walks each step-1 occurrence within the window and keeps the best", async () => {
     const t = await start();
     await fixture(t);
-    const f = await ok(t, {
+    const f = await funnel(t, {
       level: "user",
       steps: ["A", "B", "C"],
       windowDays: 1,
@@ -150,7 +119,7 @@ describe("funnel at user level", () => {
     // is now the earliest step-1 occurrence reaching depth 3: gaps B−A 3,600, C−B = 04-02 09:00 − 04-01 09:00 = 86,400.
     // B: {u1 0, u2 3,600, u5 43,200, u6 3,600} → sorted 0, 3,600, 3,600, 43,200 → median 3,600.
     // C: {u1 86,400, u2 82,801, u5 43,200, u6 86,400} → sorted 43,200, 82,801, 86,400, 86,400 → (82,801 + 86,400) / 2 = 84,600.5.
-    const f = await ok(t, { steps: ["A", "B", "C"], windowDays: 2, from: "2026-04-01", to: "2026-04-03" });
+    const f = await funnel(t, { steps: ["A", "B", "C"], windowDays: 2, from: "2026-04-01", to: "2026-04-03" });
     expect(rows(f)).toEqual([
       [5, 1, 1, null],
       [4, 4 / 5, 4 / 5, 3600],
@@ -162,7 +131,7 @@ describe("funnel at user level", () => {
     const t = await start();
     await fixture(t);
     // Nobody did X in the range: every count is 0, conversions after step 1 are 0/0.
-    const f = await ok(t, { steps: ["X", "A"], from: "2026-04-01", to: "2026-04-03" });
+    const f = await funnel(t, { steps: ["X", "A"], from: "2026-04-01", to: "2026-04-03" });
     expect(rows(f)).toEqual([
       [0, 1, 1, null],
       [0, null, null, null],
@@ -184,7 +153,7 @@ describe("funnel with repeated steps", () => {
    * Counts: A {u1..u5} = 5; B {u4, u5} = 2; A {u4} = 1.
    */
   async function fixture(t: TestServer) {
-    await send(t, [
+    await sendBatch(t, [
       track("u1", "A", "2026-04-01T10:00:00"),
       track("u2", "A", "2026-04-01T10:00:00"),
       track("u2", "A", "2026-04-01T10:05:00"),
@@ -201,7 +170,7 @@ describe("funnel with repeated steps", () => {
   it("lets one message satisfy one step only", async () => {
     const t = await start();
     await fixture(t);
-    const f = await ok(t, { steps: ["A", "A"], from: "2026-04-01", to: "2026-04-01" });
+    const f = await funnel(t, { steps: ["A", "A"], from: "2026-04-01", to: "2026-04-01" });
     expect(rows(f)).toEqual([
       [5, 1, 1, null],
       [3, 3 / 5, 3 / 5, 120],
@@ -211,7 +180,7 @@ describe("funnel with repeated steps", () => {
   it("does not skip a step that was never reached", async () => {
     const t = await start();
     await fixture(t);
-    const f = await ok(t, { steps: ["A", "B", "A"], from: "2026-04-01", to: "2026-04-01" });
+    const f = await funnel(t, { steps: ["A", "B", "A"], from: "2026-04-01", to: "2026-04-01" });
     expect(rows(f)).toEqual([
       [5, 1, 1, null],
       // B: u4 (60), u5 (60) → median 60.
@@ -277,7 +246,7 @@ describe("funnel at company level", () => {
    */
   it("counts companies by attribution, and users on the same data", async () => {
     const t = await start();
-    await send(t, [
+    await sendBatch(t, [
       group("uX", "c1"),
       group("uX", "c2"),
       group("uY", "c2"),
@@ -288,13 +257,13 @@ describe("funnel at company level", () => {
       track("v1", "B", "2026-04-01T09:20:00", { context: { groupId: "c4" } }),
     ]);
     const body = { steps: ["A", "B"], from: "2026-04-01", to: "2026-04-01" };
-    const companies = await ok(t, { ...body, level: "company" });
+    const companies = await funnel(t, { ...body, level: "company" });
     expect(companies.level).toBe("company");
     expect(rows(companies)).toEqual([
       [3, 1, 1, null],
       [2, 2 / 3, 2 / 3, 2400],
     ]);
-    expect(rows(await ok(t, { ...body, level: "user" }))).toEqual([
+    expect(rows(await funnel(t, { ...body, level: "user" }))).toEqual([
       [1, 1, 1, null],
       [1, 1, 1, 7200],
     ]);
@@ -308,19 +277,14 @@ describe("funnel in the workspace's time zone", () => {
    */
   it("uses local days for the range", async () => {
     const t = await start();
-    await send(t, [track("u1", "A", "2026-04-04T05:00:00"), track("u1", "B", "2026-04-04T06:00:00")]);
+    await sendBatch(t, [track("u1", "A", "2026-04-04T05:00:00"), track("u1", "B", "2026-04-04T06:00:00")]);
     const body = { steps: ["A", "B"], from: "2026-04-01", to: "2026-04-03" };
-    expect(rows(await ok(t, body))).toEqual([
+    expect(rows(await funnel(t, body))).toEqual([
       [0, 1, 1, null],
       [0, null, null, null],
     ]);
-    const res = await fetch(`${t.url}/api/v1/settings`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${SECRET_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ timeZone: "America/Los_Angeles" }),
-    });
-    expect(res.status).toBe(200);
-    expect(rows(await ok(t, body))).toEqual([
+    await setSettings(t, { timeZone: "America/Los_Angeles" });
+    expect(rows(await funnel(t, body))).toEqual([
       [1, 1, 1, null],
       [1, 1, 1, 3600],
     ]);
@@ -343,11 +307,7 @@ describe("funnel parameters", () => {
       [{ ...base, from: "2026-04-31" }, "from"],
       [{ ...base, to: "2026-03-31" }, "from"],
     ];
-    for (const [body, parameter] of cases) {
-      const res = await funnel(t, body);
-      expect(res.status, JSON.stringify(body)).toBe(400);
-      expect((res.body as { parameter: string }).parameter, JSON.stringify(body)).toBe(parameter);
-    }
+    for (const [body, parameter] of cases) await expectBadParameter(t, "POST", "funnel", body, parameter);
     // The funnel takes its steps in a JSON body: GET is refused, not misread.
     const get = await fetch(`${t.url}/api/v1/reports/funnel?steps=A&steps=B&from=2026-04-01&to=2026-04-03`, {
       headers: { authorization: `Bearer ${SECRET_KEY}` },

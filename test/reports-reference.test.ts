@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { post, query, SECRET_KEY, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
+import { sendBatch, setSettings } from "./helpers/fixtures.js";
+import { getReport, postReport } from "./helpers/reports.js";
+import { query, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
 import {
   type Interval,
   type Level,
@@ -315,39 +317,13 @@ let clock = NOW;
 let dataset: Dataset;
 let messages: Message[];
 
-async function getReport(name: string, params: Record<string, string | number | boolean>): Promise<unknown> {
-  const qs = new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]));
-  return query(server.url, `/api/v1/reports/${name}?${qs}`);
-}
-
-async function postReport(name: string, body: unknown): Promise<unknown> {
-  const res = await fetch(`${server.url}/api/v1/reports/${name}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${SECRET_KEY}` },
-    body: JSON.stringify(body),
-  });
-  if (res.status !== 200) throw new Error(`POST ${name}: ${res.status} ${await res.text()}`);
-  return res.json();
-}
-
-async function setSettings(settings: Settings): Promise<void> {
-  const res = await fetch(`${server.url}/api/v1/settings`, {
-    method: "PUT",
-    headers: { "content-type": "application/json", authorization: `Bearer ${SECRET_KEY}` },
-    body: JSON.stringify({ systemEvents: [], ...settings }),
-  });
-  expect(res.status).toBe(200);
-}
-
 beforeAll(async () => {
   dataset = generate(20_260_101);
   messages = dataset.batches.flat();
   server = await startTestServer(tempDataDir("solstice-reference"), { now: () => clock });
   for (const [i, batch] of dataset.batches.entries()) {
     clock = NOW + i * 60_000;
-    const res = await post(server.url, "/v1/batch", { batch: batch.map(wire) });
-    expect(res.status).toBe(200);
-    expect(res.body.errors).toEqual([]);
+    await sendBatch(server, batch.map(wire));
   }
   clock = NOW;
 });
@@ -376,7 +352,7 @@ const CUT = { from: "2025-11-05", to: "2026-01-14" };
 function compareReports(settings: Settings) {
   let ref: Reference;
   beforeAll(async () => {
-    await setSettings(settings);
+    await setSettings(server, { systemEvents: [], ...settings });
     ref = new Reference(messages, settings);
   });
 
@@ -392,7 +368,7 @@ function compareReports(settings: Settings) {
         ["month", CUT],
       ];
       for (const [interval, range] of runs) {
-        const actual = await getReport("active", { ...params, interval, ...range });
+        const actual = await getReport(server, "active", { ...params, interval, ...range });
         differences(
           actual,
           ref.active(who, { interval, ...range }),
@@ -414,7 +390,7 @@ function compareReports(settings: Settings) {
         ["week", CUT],
         ["month", CUT],
       ] as const) {
-        const actual = await getReport("new", { ...params, interval, ...range });
+        const actual = await getReport(server, "new", { ...params, interval, ...range });
         differences(
           actual,
           ref.newEntities(who, { interval, ...range }),
@@ -459,7 +435,7 @@ function compareReports(settings: Settings) {
           ...(run.startEvent ? { startEvent: run.startEvent } : {}),
           ...(run.returnEvent ? { returnEvent: run.returnEvent } : {}),
         };
-        const actual = await getReport("retention", {
+        const actual = await getReport(server, "retention", {
           ...params,
           period: run.period,
           ...run.range,
@@ -490,7 +466,7 @@ function compareReports(settings: Settings) {
     ];
     for (const { label, who, params } of WHO) {
       for (const [steps, windowDays, range] of runs) {
-        const actual = await postReport("funnel", { ...params, steps, windowDays, ...range });
+        const actual = await postReport(server, "funnel", { ...params, steps, windowDays, ...range });
         const expected = ref.funnel(who, { steps, windowDays, ...range });
         differences(actual, expected, `funnel ${label} ${steps.length} steps ${range.from}`, diffs);
       }
@@ -505,7 +481,7 @@ function compareReports(settings: Settings) {
         ["Report Created", WEEKS],
         ["Export", CUT],
       ] as const) {
-        const actual = (await getReport("feature", { ...params, event, ...range, adoptionThreshold: 3 })) as {
+        const actual = (await getReport(server, "feature", { ...params, event, ...range, adoptionThreshold: 3 })) as {
           top: Row[];
         };
         const expected = ref.feature(who, { event, ...range, adoptionThreshold: 3 });
@@ -530,7 +506,7 @@ function compareReports(settings: Settings) {
         ["week", CUT],
       ] as const) {
         const body = { milestones, windowDays: 14, ...range, period };
-        const actual = await postReport("activation", { ...params, ...body });
+        const actual = await postReport(server, "activation", { ...params, ...body });
         differences(actual, ref.activation(who, body), `activation ${label} ${period}`, diffs);
       }
     }
@@ -545,7 +521,7 @@ function compareReports(settings: Settings) {
         ["month", MONTHS],
         ["week", CUT],
       ] as const) {
-        const actual = await getReport("lifecycle", { ...params, period, ...range });
+        const actual = await getReport(server, "lifecycle", { ...params, period, ...range });
         differences(actual, ref.lifecycle(who, { period, ...range }), `lifecycle ${label} ${period}`, diffs);
       }
     }
@@ -559,7 +535,7 @@ function compareReports(settings: Settings) {
         [30, "2026-01-15"],
         [7, "2025-12-31"],
       ] as const) {
-        const actual = (await getReport("power", { ...params, days, date })) as { top: Row[] };
+        const actual = (await getReport(server, "power", { ...params, days, date })) as { top: Row[] };
         const expected = ref.power(who, { days, date });
         const path = `power ${label} ${days} ${date}`;
         differences(withoutTop(actual, "top"), withoutTop(expected, "top"), path, diffs);
@@ -576,7 +552,7 @@ function compareReports(settings: Settings) {
         [14, "2026-01-20"],
         [7, "2025-12-28"],
       ] as const) {
-        const actual = (await getReport("slipping", { ...params, inactiveDays, date, limit: 100 })) as {
+        const actual = (await getReport(server, "slipping", { ...params, inactiveDays, date, limit: 100 })) as {
           entities: Row[];
         };
         const expected = ref.slipping(who, { inactiveDays, date });
@@ -605,7 +581,7 @@ describe("reports against the reference, with system events", () => {
 
 describe("invariants", () => {
   beforeAll(async () => {
-    await setSettings({ timeZone: "UTC" });
+    await setSettings(server, { systemEvents: [], timeZone: "UTC" });
   });
   const levels: { level: Level; params: Record<string, string> }[] = [
     { level: "user", params: { level: "user" } },
@@ -645,7 +621,7 @@ describe("invariants", () => {
     const ref = new Reference(messages, { timeZone: "UTC" });
     for (const { level, params } of levels) {
       for (const interval of ["day", "week", "month"] as const) {
-        const result = (await getReport("new", { ...params, interval, ...CUT })) as Series<{ count: number }>;
+        const result = (await getReport(server, "new", { ...params, interval, ...CUT })) as Series<{ count: number }>;
         const total = result.series.reduce((s, row) => s + row.count, 0);
         const first = [...ref.firstSeen(ref.activities({ level })).values()];
         const inRange = first.filter((a) => a.day >= parseDay(CUT.from) && a.day <= parseDay(CUT.to));
@@ -660,8 +636,8 @@ describe("invariants", () => {
     };
     for (const { params } of levels) {
       const query = { ...params, period: "week", ...WEEKS, periods: 8 };
-      const bounded = (await getReport("retention", { ...query, mode: "bounded" })) as Retention;
-      const unbounded = (await getReport("retention", { ...query, mode: "unbounded" })) as Retention;
+      const bounded = (await getReport(server, "retention", { ...query, mode: "bounded" })) as Retention;
+      const unbounded = (await getReport(server, "retention", { ...query, mode: "unbounded" })) as Retention;
       expect(bounded.cohorts.length).toBeGreaterThan(0);
       expect(unbounded.cohorts.map((c) => [c.period, c.size])).toEqual(bounded.cohorts.map((c) => [c.period, c.size]));
       for (const [i, cohort] of bounded.cohorts.entries()) {
@@ -679,7 +655,7 @@ describe("invariants", () => {
   it("funnel counts never grow from one step to the next", async () => {
     for (const { params } of levels) {
       const steps = ["Dashboard Viewed", "Report Created", "Export", "Invite Sent"];
-      const result = (await postReport("funnel", { ...params, steps, windowDays: 3, ...WEEKS })) as {
+      const result = (await postReport(server, "funnel", { ...params, steps, windowDays: 3, ...WEEKS })) as {
         steps: { count: number }[];
       };
       const counts = result.steps.map((s) => s.count);
@@ -690,7 +666,7 @@ describe("invariants", () => {
 
   it("every day, mau ≥ wau ≥ dau", async () => {
     for (const { params } of levels) {
-      const result = (await getReport("active", { ...params, interval: "day", ...WEEKS })) as Series<{
+      const result = (await getReport(server, "active", { ...params, interval: "day", ...WEEKS })) as Series<{
         count: number;
         wau: number;
         mau: number;

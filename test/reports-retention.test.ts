@@ -1,5 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { post, query, SECRET_KEY, startTestServer, type TestServer } from "./helpers/server.js";
+import { describe, expect, it } from "vitest";
+import { sendBatch, serversClosedAfterEach, setSettings } from "./helpers/fixtures.js";
+import { messageBuilders, user } from "./helpers/messages.js";
+import { expectBadParameter, getReport } from "./helpers/reports.js";
+import { SECRET_KEY, type TestServer } from "./helpers/server.js";
 
 /**
  * Retention on hand-worked fixtures. Every expected number below is derived in the comment next to
@@ -17,37 +20,16 @@ interface Retention {
   cohorts: { period: string; size: number; counts: (number | null)[]; rates: (number | null)[] }[];
 }
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  for (const s of servers) await s.close();
-  servers = [];
-});
+const start = serversClosedAfterEach(NOW);
 
-async function start(): Promise<TestServer> {
-  const t = await startTestServer(undefined, { now: () => NOW });
-  servers.push(t);
-  return t;
-}
-
-async function send(t: TestServer, batch: Record<string, unknown>[]): Promise<void> {
-  const res = await post(t.url, "/v1/batch", { batch });
-  expect(res.status).toBe(200);
-  expect(res.body.errors).toEqual([]);
-}
-
-let seq = 0;
+const messages = messageBuilders();
 /** A track call by a user; `ts` is a full ISO instant or a day (at 10:00 UTC). */
-function track(userId: string, event: string, ts: string, context?: Record<string, unknown>) {
-  const timestamp = ts.length === 10 ? `${ts}T10:00:00.000Z` : ts;
-  return { type: "track", userId, event, timestamp, messageId: `m${++seq}`, ...(context ? { context } : {}) };
-}
-function group(userId: string, groupId: string, day: string) {
-  return { type: "group", userId, groupId, timestamp: `${day}T09:00:00.000Z`, messageId: `g${++seq}` };
-}
+const track = (userId: string, event: string, ts: string, context?: Record<string, unknown>) =>
+  messages.track(user(userId), event, ts.length === 10 ? `${ts}T10:00:00.000Z` : ts, context ? { context } : {});
+const group = (userId: string, groupId: string, day: string) =>
+  messages.group(user(userId), groupId, `${day}T09:00:00.000Z`);
 
-function retention(t: TestServer, params: Record<string, string>): Promise<Retention> {
-  return query<Retention>(t.url, `/api/v1/reports/retention?${new URLSearchParams(params)}`);
-}
+const retention = (t: TestServer, params: Record<string, string>) => getReport<Retention>(t, "retention", params);
 
 /** The cohorts reduced to what the comments work out: period, and the counts (offset 0 is the size). */
 const table = (r: Retention) => r.cohorts.map((c) => [c.period, ...c.counts]);
@@ -69,7 +51,7 @@ describe("retention by week", () => {
    *   Nobody is first seen in W3: that cohort has size 0 and is left out.
    */
   async function fixture(t: TestServer) {
-    await send(t, [
+    await sendBatch(t, [
       track("uPre", "Open", "2025-12-20"),
       track("uPre", "Open", "2026-01-13"),
       track("u0", "Open", "2026-01-07"),
@@ -192,7 +174,7 @@ describe("retention by month, user and company level, across a year boundary", (
    *   e7 uD 2025-10-20, e8 uD 2025-11-05  → uD, cD first seen in October, before the range: no cohort
    */
   async function fixture(t: TestServer) {
-    await send(t, [
+    await sendBatch(t, [
       group("uA", "cA", "2025-11-01"),
       group("uA", "cB", "2025-11-01"),
       group("uD", "cD", "2025-10-01"),
@@ -259,14 +241,8 @@ describe("retention by day with startEvent and returnEvent, across a month bound
    *   u4: Signed Up 01-31; page 02-01.
    */
   async function fixture(t: TestServer) {
-    const page = (userId: string, day: string) => ({
-      type: "page",
-      userId,
-      name: "Dashboard",
-      timestamp: `${day}T08:00:00.000Z`,
-      messageId: `p${++seq}`,
-    });
-    await send(t, [
+    const page = (userId: string, day: string) => messages.page(user(userId), "Dashboard", `${day}T08:00:00.000Z`);
+    await sendBatch(t, [
       page("u1", "2026-01-20"),
       track("u1", "Signed Up", "2026-01-30"),
       track("u1", "Report Run", "2026-01-31"),
@@ -343,7 +319,7 @@ describe("retention across ISO week 53", () => {
    */
   async function fixture(t: TestServer) {
     const cY = { groupId: "cY" };
-    await send(t, [
+    await sendBatch(t, [
       group("u2", "cX", "2026-12-01"),
       group("u3", "cX", "2026-12-01"),
       track("u1", "Open", "2026-12-22", cY),
@@ -387,7 +363,7 @@ describe("retention in the workspace's time zone", () => {
    */
   it("moves cohorts and returns with the day boundary", async () => {
     const t = await start();
-    await send(t, [
+    await sendBatch(t, [
       track("u1", "Open", "2026-03-02T06:00:00.000Z"),
       track("u1", "Open", "2026-03-03T07:30:00.000Z"),
       track("u2", "Open", "2026-03-03T05:00:00.000Z"),
@@ -399,12 +375,7 @@ describe("retention in the workspace's time zone", () => {
       ["2026-03-02", 1, 1, 0],
       ["2026-03-03", 1, 1, null],
     ]);
-    const res = await fetch(`${t.url}/api/v1/settings`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${SECRET_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ timeZone: "America/Los_Angeles" }),
-    });
-    expect(res.status).toBe(200);
+    await setSettings(t, { timeZone: "America/Los_Angeles" });
     // LA: u1 is first seen on 03-01, before the range. 03-02 {u2}: k1 03-03 → 1; k2 03-04 → 0.
     expect(table(await retention(t, params))).toEqual([["2026-03-02", 1, 1, 0]]);
   });
@@ -423,14 +394,9 @@ describe("retention parameters", () => {
       [{ from: "2026-03-05" }, "from"],
     ];
     for (const [bad, parameter] of cases) {
-      const params = new URLSearchParams({ from: "2026-03-01", to: "2026-03-04", ...bad });
-      const res = await fetch(`${t.url}/api/v1/reports/retention?${params}`, {
-        headers: { authorization: `Bearer ${SECRET_KEY}` },
-      });
-      expect(res.status, params.toString()).toBe(400);
-      const body = (await res.json()) as { parameter: string; error: string };
-      expect(body.parameter, params.toString()).toBe(parameter);
-      expect(body.error).toContain(parameter);
+      const params = { from: "2026-03-01", to: "2026-03-04", ...bad };
+      const refusal = await expectBadParameter(t, "GET", "retention", params, parameter);
+      expect(refusal.error).toContain(parameter);
     }
   });
 });

@@ -61,6 +61,16 @@ export async function post(url: string, route: string, body: unknown, headers: R
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
+/** PUT the workspace settings with the test secret key; returns the status and the parsed JSON body. */
+export async function putSettings(url: string, settings: unknown, key: string = SECRET_KEY) {
+  const res = await fetch(`${url}/api/v1/settings`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify(settings),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
 export interface ChildServer {
