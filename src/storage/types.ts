@@ -195,7 +195,7 @@ export interface StorageEngine {
   savedReports(workspaceId: string): Promise<SavedReport[]>;
   /** Deletes a saved report; false when there was none with that id. */
   deleteSavedReport(workspaceId: string, id: string): Promise<boolean>;
-  /** Whether writes can succeed now: the last commit did not fail and the disk has room. */
+  /** Whether writes can succeed now: the last write did not fail and the disk has room. */
   health(): Promise<{ writable: boolean; reason?: string; freeBytes?: number }>;
   /** Rows accepted by write() and not yet committed. */
   readonly queueDepth: number;
