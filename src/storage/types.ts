@@ -241,7 +241,7 @@ export interface StorageEngine {
   session(tokenHash: string, now: number): Promise<SessionRecord | null>;
   /** Revokes a session at once; false when there was none. */
   deleteSession(tokenHash: string): Promise<boolean>;
-  /** Whether writes can succeed now: the last commit did not fail and the disk has room. */
+  /** Whether writes can succeed now: the last write did not fail and the disk has room. */
   health(): Promise<{ writable: boolean; reason?: string; freeBytes?: number }>;
   /** Rows accepted by write() and not yet committed. */
   readonly queueDepth: number;

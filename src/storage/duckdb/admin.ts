@@ -4,7 +4,7 @@ import type { DeletionRequest, DeletionState } from "../types.js";
 import { linksFrom, traitsFrom } from "./commit-sql.js";
 import { IDENTITY_CTES } from "./entities.js";
 
-/** Runs `fn` in one transaction on `connection`, rolling back if it throws. */
+/** Runs `fn` in one transaction on `connection`, rolling back if it throws; rethrows the first error. */
 export async function transaction<T>(connection: DuckDBConnection, fn: () => Promise<T>): Promise<T> {
   await connection.run("BEGIN TRANSACTION");
   try {
@@ -12,7 +12,9 @@ export async function transaction<T>(connection: DuckDBConnection, fn: () => Pro
     await connection.run("COMMIT");
     return result;
   } catch (err) {
-    await connection.run("ROLLBACK");
+    // A COMMIT that failed (a full disk) has already ended the transaction, and an invalidated database
+    // refuses the ROLLBACK too: the error to report is the first one.
+    await connection.run("ROLLBACK").catch(() => undefined);
     throw err;
   }
 }

@@ -1,4 +1,5 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
+import { transaction } from "./admin.js";
 
 /** How each append-only table is reduced to one row per key: the winner of each key. */
 const WINNERS = {
@@ -87,17 +88,12 @@ export class Compactor {
     this.lastDay = Number.NEGATIVE_INFINITY;
   }
 
-  private async rewrite(table: string, select: string, where: string): Promise<void> {
-    await this.connection.run("BEGIN TRANSACTION");
-    try {
+  private rewrite(table: string, select: string, where: string): Promise<void> {
+    return transaction(this.connection, async () => {
       await this.connection.run(`CREATE OR REPLACE TEMP TABLE compacted AS ${select}`);
       await this.connection.run(`DELETE FROM ${table} ${where}`);
       await this.connection.run(`INSERT INTO ${table} SELECT * FROM compacted`);
       await this.connection.run("DROP TABLE compacted");
-      await this.connection.run("COMMIT");
-    } catch (err) {
-      await this.connection.run("ROLLBACK");
-      throw err;
-    }
+    });
   }
 }

@@ -31,13 +31,15 @@ import { eventsQuery, toEventRecord } from "./queries.js";
 import { rebuildActivity } from "./rebuild.js";
 import { DuckDBReports } from "./reports.js";
 import { deleteExpired, dropWorkspaceFromSessions, insertSession, readSessions } from "./sessions.js";
-import { type CommitListener, GroupCommitWriter, type WriterOptions } from "./writer.js";
+import { type CommitListener, GroupCommitWriter, invalidates, type WriterOptions } from "./writer.js";
 
 export interface DuckDBEngineOptions extends WriterOptions {
   /** DuckDB's memory_limit: the most its buffers and queries may hold. */
   memoryLimit?: string;
   /** Threads for queries and commits; 0 or absent for one per core. */
   threads?: number;
+  /** DuckDB's checkpoint_threshold: the write-ahead log's size at which a commit folds it into the file. */
+  checkpointThreshold?: string;
   /** Directory of the database file; created if missing. */
   dataDir: string;
   /** Called after each group commit. */
@@ -46,8 +48,19 @@ export interface DuckDBEngineOptions extends WriterOptions {
   onProgress?: (message: string) => void;
 }
 
-/** Below this much free disk space the engine reports itself not ready. */
+/**
+ * Below this much free disk space the engine reports itself not ready, and a failed writer is not
+ * probed nor its database reopened.
+ */
 const MIN_FREE_BYTES = 64 * 1024 * 1024;
+
+/** How often a failed writer is checked until it writes again. */
+const PROBE_INTERVAL_MS = 1000;
+
+/** The longest wait between two reopens that failed: each one replays the whole write-ahead log. */
+const MAX_REOPEN_DELAY_MS = 30_000;
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** The database file inside the data directory. */
 export const DATABASE_FILE = "solstice.duckdb";
@@ -69,16 +82,34 @@ export class DuckDBEngine implements StorageEngine {
    * request's session costs no query. A revocation takes effect here before it is committed.
    */
   private sessions = new Map<string, SessionRecord>();
+  private closed = false;
+  private probeTimer: NodeJS.Timeout | null = null;
+  /** The probe under way, if any; close() waits for it. */
+  private recovering: Promise<void> | null = null;
+  /** What closed the database for a reopen: an error that invalidated it, or the last reopen's. */
+  private failure: unknown = null;
+  /** When the next reopen may be tried, and the wait after it if it fails (doubled each time). */
+  private nextReopen = 0;
+  private reopenDelay = PROBE_INTERVAL_MS;
   readonly reports = new DuckDBReports(() => this.connection());
 
   constructor(private readonly options: DuckDBEngineOptions) {}
 
   async open(): Promise<void> {
-    await wrap("open", async () => {
+    await wrap("open", () => this.start());
+  }
+
+  /**
+   * Opens the database file and loads what the engine keeps in memory: the hash key, the
+   * de-duplication set, the workspace settings and the writer's prepared statements. The writer
+   * takes writes only once all of it is ready.
+   */
+  private async start(): Promise<void> {
+    try {
       fs.mkdirSync(this.options.dataDir, { recursive: true });
       this.instance = await DuckDBInstance.create(nodePath.join(this.options.dataDir, DATABASE_FILE), {
         // Larger checkpoints, less often: keeps the appends' p99 near 10 ms instead of 150 ms.
-        checkpoint_threshold: "256MB",
+        checkpoint_threshold: this.options.checkpointThreshold ?? "256MB",
         memory_limit: this.options.memoryLimit ?? "2GB",
         // Fewer threads make each commit's many small statements cheaper (less hand-over between
         // threads) and leave a core to the HTTP side; reports, which scan, get slower.
@@ -92,25 +123,105 @@ export class DuckDBEngine implements StorageEngine {
       this.hashKey = await this.loadHashKey(writerConnection);
       const seen = await this.loadSeen(writerConnection);
       await this.loadSettings(writerConnection);
-      for (const session of await readSessions(writerConnection)) this.sessions.set(session.tokenHash, session);
-      this.writer = new GroupCommitWriter(writerConnection, seen, this.options);
-      if (this.options.onCommit) this.writer.onCommit = this.options.onCommit;
-      await this.writer.open();
+      const sessions = new Map<string, SessionRecord>();
+      for (const session of await readSessions(writerConnection)) sessions.set(session.tokenHash, session);
+      this.sessions = sessions;
+      const writer = new GroupCommitWriter(writerConnection, seen, this.options);
+      if (this.options.onCommit) writer.onCommit = this.options.onCommit;
+      writer.onFailure = () => this.watch();
+      await writer.open();
+      this.writer = writer;
       this.reader = await this.connect();
-    });
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Closes the writer (after it has tried what it has queued), the connections and the database. */
+  private async stop(): Promise<void> {
+    const writer = this.writer;
+    this.writer = null;
+    await writer?.close();
+    this.reader?.closeSync();
+    this.writerConnection?.closeSync();
+    this.instance?.closeSync();
+    this.reader = null;
+    this.writerConnection = null;
+    this.instance = null;
+  }
+
+  /** Starts checking, every PROBE_INTERVAL_MS, whether the failed writer can write again. */
+  private watch(): void {
+    if (this.probeTimer !== null || this.closed) return;
+    this.probeTimer = setInterval(() => {
+      // A check that fails (the data directory unreadable, say) is simply tried again at the next tick.
+      this.recovering ??= this.probe()
+        .catch(() => undefined)
+        .finally(() => {
+          this.recovering = null;
+        });
+    }, PROBE_INTERVAL_MS);
+    this.probeTimer.unref();
+  }
+
+  private unwatch(): void {
+    if (this.probeTimer !== null) clearInterval(this.probeTimer);
+    this.probeTimer = null;
+  }
+
+  /**
+   * One check of a failed writer, once the disk has room again: a tiny write when the database still
+   * works, else a reopen, which replays the write-ahead log and reloads everything `start` loads.
+   * Until then writes, and reads of an invalidated database, fail fast and are answered 503.
+   */
+  private async probe(): Promise<void> {
+    const writer = this.writer;
+    if (writer !== null && writer.lastError === null) return this.unwatch();
+    if ((await this.freeBytes()) < MIN_FREE_BYTES) return;
+    if (writer !== null && !invalidates(writer.lastError)) {
+      await writer.probe().catch(() => undefined);
+      if (writer.lastError === null) this.unwatch();
+      return;
+    }
+    if (Date.now() < this.nextReopen) return;
+    this.failure = writer?.lastError ?? this.failure;
+    await this.stop();
+    if (this.closed) return;
+    try {
+      await this.start();
+    } catch (err) {
+      this.failure = err;
+      this.nextReopen = Date.now() + this.reopenDelay;
+      this.reopenDelay = Math.min(this.reopenDelay * 2, MAX_REOPEN_DELAY_MS);
+      return;
+    }
+    this.options.onProgress?.(`reopened the database after: ${errorMessage(this.failure)}`);
+    this.failure = null;
+    this.nextReopen = 0;
+    this.reopenDelay = PROBE_INTERVAL_MS;
+    this.unwatch();
   }
 
   async health(): Promise<{ writable: boolean; reason?: string; freeBytes?: number }> {
     const writer = this.writer;
-    if (!writer) return { writable: false, reason: "storage is closed" };
-    if (writer.lastError !== null) {
-      const message = writer.lastError instanceof Error ? writer.lastError.message : String(writer.lastError);
-      return { writable: false, reason: `the last commit failed: ${message}` };
+    if (!writer) {
+      if (this.closed || this.failure === null) return { writable: false, reason: "storage is closed" };
+      return {
+        writable: false,
+        reason: `the database is closed until it can be reopened: ${errorMessage(this.failure)}`,
+      };
     }
-    const stats = await fs.promises.statfs(this.options.dataDir);
-    const freeBytes = stats.bavail * stats.bsize;
+    if (writer.lastError !== null)
+      return { writable: false, reason: `the last write failed: ${errorMessage(writer.lastError)}` };
+    const freeBytes = await this.freeBytes();
     if (freeBytes < MIN_FREE_BYTES) return { writable: false, reason: "the disk is almost full", freeBytes };
     return { writable: true, freeBytes };
+  }
+
+  private async freeBytes(): Promise<number> {
+    const stats = await fs.promises.statfs(this.options.dataDir);
+    return stats.bavail * stats.bsize;
   }
 
   get queueDepth(): number {
@@ -369,15 +480,10 @@ export class DuckDBEngine implements StorageEngine {
   }
 
   async close(): Promise<void> {
-    const writer = this.writer;
-    this.writer = null;
-    await writer?.close();
-    this.reader?.closeSync();
-    this.writerConnection?.closeSync();
-    this.instance?.closeSync();
-    this.reader = null;
-    this.writerConnection = null;
-    this.instance = null;
+    this.closed = true;
+    this.unwatch();
+    await this.recovering;
+    await this.stop();
   }
 
   /** A connection whose session works in UTC, whatever the machine's zone. */
@@ -437,28 +543,19 @@ export class DuckDBEngine implements StorageEngine {
     return this.workspaceSettings.get(workspaceId) ?? { timeZone: "UTC", systemEvents: [] };
   }
 
-  async setSettings(workspaceId: string, settings: WorkspaceSettings): Promise<void> {
-    const writer = this.writer;
-    if (!writer) throw new EngineClosedError();
-    await wrap("set settings", () =>
-      writer.exclusive(async (connection) => {
-        await connection.run("BEGIN TRANSACTION");
-        try {
-          await connection.run("DELETE FROM workspace_settings WHERE workspace_id = $1", [workspaceId]);
-          await connection.run("INSERT INTO workspace_settings VALUES ($1, $2, $3)", [
-            workspaceId,
-            settings.timeZone,
-            JSON.stringify(settings.systemEvents),
-          ]);
-          await rebuildActivity(connection, workspaceId);
-          await connection.run("COMMIT");
-        } catch (err) {
-          await connection.run("ROLLBACK");
-          throw err;
-        }
-        this.remember(workspaceId, settings);
-      }),
-    );
+  setSettings(workspaceId: string, settings: WorkspaceSettings): Promise<void> {
+    return this.exclusive("set settings", async (connection) => {
+      await transaction(connection, async () => {
+        await connection.run("DELETE FROM workspace_settings WHERE workspace_id = $1", [workspaceId]);
+        await connection.run("INSERT INTO workspace_settings VALUES ($1, $2, $3)", [
+          workspaceId,
+          settings.timeZone,
+          JSON.stringify(settings.systemEvents),
+        ]);
+        await rebuildActivity(connection, workspaceId);
+      });
+      this.remember(workspaceId, settings);
+    });
   }
 
   private remember(workspaceId: string, settings: WorkspaceSettings): void {

@@ -31,6 +31,19 @@ export type CommitListener = (info: { rows: number; stored: number; ms: number; 
 const ACTIVITY = new Set<string>(ACTIVITY_TYPES);
 const DAY_MS = 86_400_000;
 
+/** The smallest write that proves the database writable: one row of `meta`, through the write-ahead log. */
+const PROBE = "INSERT OR REPLACE INTO meta VALUES ('last_write_probe', now()::VARCHAR)";
+
+/**
+ * Whether a DuckDB error invalidated the database. A failed checkpoint does (a full disk while the
+ * write-ahead log is folded into the file, also after a commit that is itself durable): every later
+ * statement of that instance fails, and only closing and opening it again recovers.
+ */
+export function invalidates(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.startsWith("FATAL Error") || message.includes("database has been invalidated");
+}
+
 /**
  * Group commit: every write() queued while a commit is running joins the next one, so concurrent
  * requests share one transaction and one fsync. One writer per database; the only code that writes.
@@ -48,7 +61,12 @@ export class GroupCommitWriter {
   private closed = false;
   private readonly compactor: Compactor;
   onCommit: CommitListener | null = null;
-  /** The error of the last commit, cleared by the next one that succeeds. */
+  /** Called whenever `lastError` is set. */
+  onFailure: ((err: unknown) => void) | null = null;
+  /**
+   * The error of the last commit, or of a task or compaction that invalidated the database; cleared by
+   * the next commit or probe() that succeeds.
+   */
   lastError: unknown = null;
 
   constructor(
@@ -110,8 +128,21 @@ export class GroupCommitWriter {
   exclusive<T>(task: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new EngineClosedError());
     return new Promise<T>((resolve, reject) => {
-      this.tasks.push(() => task(this.connection).then(resolve, reject));
+      this.tasks.push(() =>
+        task(this.connection).then(resolve, (err) => {
+          if (invalidates(err)) this.failed(err);
+          reject(err);
+        }),
+      );
       if (!this.draining) this.draining = this.drain();
+    });
+  }
+
+  /** Tries the smallest write between two commits; clears `lastError` when it succeeds. */
+  probe(): Promise<void> {
+    return this.exclusive(async (connection) => {
+      await connection.run(PROBE);
+      this.lastError = null;
     });
   }
 
@@ -120,8 +151,14 @@ export class GroupCommitWriter {
     try {
       await this.compactor.compact(all);
     } catch (err) {
+      if (invalidates(err)) this.failed(err);
       this.onCommit?.({ rows: 0, stored: 0, ms: 0, error: err });
     }
+  }
+
+  private failed(err: unknown): void {
+    this.lastError = err;
+    this.onFailure?.(err);
   }
 
   private async drain(): Promise<void> {
@@ -199,7 +236,11 @@ export class GroupCommitWriter {
         await this.connection.run("COMMIT");
       }
     } catch (err) {
-      this.lastError = err;
+      // Nothing of a failed commit is remembered: its messages' hashes join `seen` only once COMMIT
+      // succeeds, so that a retry is stored rather than taken for a duplicate. When the commit was
+      // durable and only the checkpoint after it failed, the database is invalidated and reopened, and
+      // the reopened database's hashes make the retry the duplicate it is.
+      this.failed(err);
       for (const job of jobs) job.reject(err);
       this.onCommit?.({ rows, stored: 0, ms: performance.now() - started, error: err });
       try {
