@@ -59,7 +59,7 @@ export async function startServer(
     url,
     async close() {
       await app.close();
-      await deletions.idle();
+      await deletions.stop();
       await storage.close();
       logger.flush();
     },
