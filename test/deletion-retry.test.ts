@@ -1,9 +1,9 @@
 import pino from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DeletionRunner } from "../src/server/deletions.js";
-import { DuckDBEngine } from "../src/storage/duckdb/engine.js";
+import type { DuckDBEngine } from "../src/storage/duckdb/engine.js";
 import type { DeletionRequest, StorageEngine, StoredMessage } from "../src/storage/types.js";
-import { tempDataDir } from "./helpers/server.js";
+import { enginesClosedAfterEach, storedMessage } from "./helpers/engine.js";
 
 /**
  * A deletion that fails is tried again while the server runs. The deletions run on the real DuckDB
@@ -11,46 +11,20 @@ import { tempDataDir } from "./helpers/server.js";
  * full disk that test/disk-full.test.ts produces for real (and that needs root to set up).
  */
 const WS = "ws";
-let engines: DuckDBEngine[] = [];
-afterEach(async () => {
-  for (const e of engines) await e.close();
-  engines = [];
-});
+const engines = enginesClosedAfterEach("solstice-deletion");
 
-function message(id: string, userId: string): StoredMessage {
-  return {
+const message = (messageId: string, userId: string): StoredMessage =>
+  storedMessage({
     workspaceId: WS,
-    messageId: id,
+    messageId,
     type: "track",
     event: "Opened",
-    name: null,
-    category: null,
     userId,
-    anonymousId: null,
-    groupId: null,
-    contextGroupId: null,
-    previousId: null,
-    email: null,
     timestamp: Date.parse("2026-03-02T10:00:00Z"),
-    originalTimestamp: null,
-    sentAt: null,
-    receivedAt: Date.parse("2026-03-02T10:00:00Z"),
-    properties: null,
-    traits: null,
-    context: null,
-    integrations: null,
-    extra: null,
-  };
-}
+  });
 
 async function engineWithData(): Promise<DuckDBEngine> {
-  const engine = new DuckDBEngine({
-    dataDir: tempDataDir("solstice-deletion"),
-    maxQueuedRows: 1000,
-    maxCommitRows: 1000,
-  });
-  await engine.open();
-  engines.push(engine);
+  const { engine } = await engines.open();
   await engine.write([message("a1", "alice"), message("a2", "alice"), message("b1", "bob")]);
   return engine;
 }

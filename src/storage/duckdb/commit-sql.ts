@@ -68,35 +68,59 @@ export const ADD_COUNTS = `
   INSERT INTO workspace_counters
   SELECT w, m, e, d FROM (SELECT unnest(from_json($counts::VARCHAR, '[{"w":"VARCHAR","m":"BIGINT","e":"BIGINT","d":"BIGINT"}]'), recursive := true))`;
 
-/** Anonymous ids seen with a userId, or made previousId by an alias. */
-export function linksFrom(source: string): string {
+/**
+ * Reduces `rows` (with the columns workspace_id, timestamp, received_at, message_id and those of
+ * `value`) to one row per `key`: the first by (timestamp, received_at, message_id), or the last when
+ * `last`. Readers pick the same winner among all of a key's rows, so dropping the others within one
+ * commit changes no answer, and a browser that sends both ids with every event adds one link a
+ * commit instead of one an event.
+ */
+function winners(rows: string, keys: readonly string[], values: readonly string[], last = false): string {
+  const carried = [...values, "timestamp", "received_at", "message_id"];
+  const struct = carried.map((c) => `${c}: ${c}`).join(", ");
+  const key = ["workspace_id", ...keys].join(", ");
   return `
-  INSERT INTO identity_links
-  SELECT workspace_id, anonymous_id, user_id, timestamp, received_at, message_id FROM ${source}
-  WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL
-  UNION ALL
-  SELECT workspace_id, previous_id, user_id, timestamp, received_at, message_id FROM ${source}
-  WHERE type = 'alias' AND user_id IS NOT NULL AND previous_id IS NOT NULL`;
+  SELECT ${key}, ${carried.map((c) => `w.${c}`).join(", ")} FROM (
+    SELECT ${key}, ${last ? "max_by" : "min_by"}({${struct}}, (timestamp, received_at, message_id)) AS w
+    FROM (${rows}) GROUP BY ${key}
+  )`;
 }
 
-/** Group calls: the actor (its userId, else its anonymousId) becomes a member. */
+/** Anonymous ids seen with a userId, or made previousId by an alias: the first link of each in `source`. */
+export function linksFrom(source: string): string {
+  return `
+  INSERT INTO identity_links ${winners(
+    `SELECT workspace_id, anonymous_id, user_id, timestamp, received_at, message_id FROM ${source}
+     WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL
+     UNION ALL
+     SELECT workspace_id, previous_id, user_id, timestamp, received_at, message_id FROM ${source}
+     WHERE type = 'alias' AND user_id IS NOT NULL AND previous_id IS NOT NULL`,
+    ["anonymous_id"],
+    ["user_id"],
+  )}`;
+}
+
+/** Group calls: the actor (its userId, else its anonymousId) becomes a member; its first call in `source`. */
 export function membershipsFrom(source: string): string {
   return `
-  INSERT INTO memberships
-  SELECT workspace_id, group_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END, coalesce(user_id, anonymous_id),
-    timestamp, received_at, message_id
-  FROM ${source} WHERE type = 'group' AND group_id IS NOT NULL AND coalesce(user_id, anonymous_id) IS NOT NULL`;
+  INSERT INTO memberships ${winners(
+    `SELECT workspace_id, group_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END AS actor_kind,
+       coalesce(user_id, anonymous_id) AS actor_id, timestamp, received_at, message_id
+     FROM ${source} WHERE type = 'group' AND group_id IS NOT NULL AND coalesce(user_id, anonymous_id) IS NOT NULL`,
+    ["group_id", "actor_kind", "actor_id"],
+    [],
+  )}`;
 }
 
 /**
- * Each trait an identify (on its actor) or a group call (on its company) sets, one row per key. An
- * identify's email column (its top-level email, else traits.email) is the email trait.
+ * Each trait an identify (on its actor) or a group call (on its company) sets: its latest value in
+ * `source`, one row per entity and key. An identify's email column (its top-level email, else
+ * traits.email) is the email trait.
  */
 export function traitsFrom(source: string): string {
   const entries = `unnest(map_entries(json_transform(traits, '"MAP(VARCHAR, JSON)"')))`;
-  return `
-  INSERT INTO traits
-  SELECT workspace_id, kind, id, entry.key, entry.value, timestamp, received_at, message_id FROM (
+  const set = `
+  SELECT workspace_id, kind AS entity_kind, id AS entity_id, entry.key AS key, entry.value AS value, timestamp, received_at, message_id FROM (
     SELECT workspace_id, 'company' AS kind, group_id AS id, ${entries} AS entry, timestamp, received_at, message_id, NULL AS email
     FROM ${source} WHERE type = 'group' AND group_id IS NOT NULL AND json_type(traits) = 'OBJECT'
     UNION ALL
@@ -108,6 +132,7 @@ export function traitsFrom(source: string): string {
   SELECT workspace_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END, coalesce(user_id, anonymous_id),
     'email', to_json(email), timestamp, received_at, message_id
   FROM ${source} WHERE type = 'identify' AND coalesce(user_id, anonymous_id) IS NOT NULL AND email IS NOT NULL`;
+  return `INSERT INTO traits ${winners(set, ["entity_kind", "entity_id", "key"], ["value"], true)}`;
 }
 
 /**

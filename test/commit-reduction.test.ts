@@ -1,0 +1,124 @@
+import path from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { describe, expect, it } from "vitest";
+import { DATABASE_FILE, type DuckDBEngine } from "../src/storage/duckdb/engine.js";
+import type { StoredMessage } from "../src/storage/types.js";
+import { enginesClosedAfterEach, storedMessage } from "./helpers/engine.js";
+
+/**
+ * Each commit adds one identity link per anonymousId, one membership per group and actor, and one
+ * row per trait of an entity: the winner among the commit's messages. The same messages, committed
+ * together or one by one, give the same profiles.
+ */
+const WS = "ws";
+const NOW = Date.parse("2026-03-31T12:00:00Z");
+const at = (day: number, seconds = 0) => Date.parse(`2026-03-0${day}T10:00:0${seconds}.000Z`);
+
+const engines = enginesClosedAfterEach("solstice-reduction");
+
+let seq = 0;
+function message(fields: Partial<StoredMessage> & Pick<StoredMessage, "type" | "timestamp">): StoredMessage {
+  return storedMessage({
+    workspaceId: WS,
+    messageId: `m${String(++seq).padStart(3, "0")}`,
+    receivedAt: at(9),
+    ...fields,
+  });
+}
+
+/**
+ * A browser that sends both ids with every event, identifies and groups on every page, and a second
+ * user who later claims the same anonymousId. Worked out: a1's first link is m002 (03-01, u1) — the
+ * identify at the same instant, m003, loses the tie on messageId — so a1 is u1's; u1 joined acme by
+ * m005 (03-02), the first of its group calls; acme's plan is "team" (03-05, the latest), its name
+ * "Acme"; u1's email is the latest identify's, "new@u1.test" (03-04).
+ */
+function browserSession(): StoredMessage[] {
+  seq = 0;
+  return [
+    message({ type: "page", anonymousId: "a1", name: "Home", timestamp: at(1) }),
+    message({ type: "track", anonymousId: "a1", userId: "u1", event: "Opened", timestamp: at(1, 5) }),
+    message({
+      type: "identify",
+      anonymousId: "a1",
+      userId: "u1",
+      timestamp: at(1, 5),
+      traits: { email: "old@u1.test" },
+    }),
+    message({ type: "track", anonymousId: "a1", userId: "u1", event: "Opened", timestamp: at(2) }),
+    message({
+      type: "group",
+      userId: "u1",
+      groupId: "acme",
+      timestamp: at(2, 1),
+      traits: { name: "Acme", plan: "free" },
+    }),
+    message({ type: "group", userId: "u1", groupId: "acme", timestamp: at(3), traits: { plan: "pro" } }),
+    message({ type: "identify", anonymousId: "a1", userId: "u1", timestamp: at(4), traits: { email: "new@u1.test" } }),
+    message({ type: "track", anonymousId: "a1", userId: "u1", event: "Shared", timestamp: at(4, 1) }),
+    message({
+      type: "group",
+      anonymousId: "a1",
+      userId: "u1",
+      groupId: "acme",
+      timestamp: at(5),
+      traits: { plan: "team" },
+    }),
+    message({ type: "identify", anonymousId: "a1", userId: "u2", timestamp: at(6) }),
+    message({ type: "track", anonymousId: "a1", userId: "u2", event: "Opened", timestamp: at(6, 1) }),
+  ];
+}
+
+async function open(): Promise<DuckDBEngine> {
+  return (await engines.open()).engine;
+}
+
+async function rowCounts(): Promise<Record<string, number>> {
+  const { engine, dataDir } = await engines.open();
+  await engine.write(browserSession());
+  await engines.close(engine);
+  const instance = await DuckDBInstance.create(path.join(dataDir, DATABASE_FILE), { access_mode: "READ_ONLY" });
+  const connection = await instance.connect();
+  const counts: Record<string, number> = {};
+  for (const table of ["identity_links", "memberships", "traits"]) {
+    const result = await connection.runAndReadAll(`SELECT count(*) FROM ${table}`);
+    counts[table] = Number(result.getRows()[0]?.[0]);
+  }
+  connection.closeSync();
+  instance.closeSync();
+  return counts;
+}
+
+describe("rows a commit adds to the identity tables", () => {
+  it("keeps one winner per key within a commit, and answers as when every message is its own commit", async () => {
+    const together = await open();
+    expect(await together.write(browserSession())).toEqual(Array(11).fill("stored"));
+    const apart = await open();
+    for (const m of browserSession()) expect(await apart.write([m])).toEqual(["stored"]);
+
+    const u1 = await together.user(WS, "u1");
+    expect(u1?.anonymousIds).toEqual([
+      { anonymousId: "a1", linkedBy: { messageId: "m002", at: "2026-03-01T10:00:05.000Z" } },
+    ]);
+    expect(u1?.companies).toEqual([
+      { id: "acme", name: "Acme", joinedBy: { messageId: "m005", at: "2026-03-02T10:00:01.000Z" } },
+    ]);
+    expect(u1?.email).toBe("new@u1.test");
+    const acme = await together.company(WS, "acme", NOW);
+    expect(acme?.traits).toEqual({ name: "Acme", plan: "team" });
+    expect(acme?.traitsSetBy).toEqual({
+      name: { messageId: "m005", at: "2026-03-02T10:00:01.000Z" },
+      plan: { messageId: "m009", at: "2026-03-05T10:00:00.000Z" },
+    });
+
+    for (const id of ["u1", "u2", "a1"]) expect(await together.user(WS, id)).toEqual(await apart.user(WS, id));
+    expect(await together.company(WS, "acme", NOW)).toEqual(await apart.company(WS, "acme", NOW));
+    const timeline = async (e: DuckDBEngine) =>
+      (await e.readEvents({ workspaceId: WS, userId: "u1", limit: 100 })).map((r) => r.messageId);
+    expect(await timeline(together)).toEqual(await timeline(apart));
+
+    // One commit: a1 → u1 once (of 8 messages carrying both ids, u2's included); acme's member u1
+    // once (of 3 group calls, each with a userId); traits: u1's email, acme's name and plan.
+    expect(await rowCounts()).toEqual({ identity_links: 1, memberships: 1, traits: 3 });
+  });
+});
