@@ -255,8 +255,11 @@ describe.skipIf(!mounted)(`a full disk${skipReason ? ` (skipped: ${skipReason})`
     expect(read.status, read.text).toBe(503);
     expect(read.headers.get("retry-after")).not.toBeNull();
 
+    const reopensBefore = metric(await (await fetch(`${t?.url}/metrics`)).text(), "solstice_database_reopens_total");
     freeDisk();
     expect(await expectRecovery()).toBeLessThan(RECOVERY_MS);
+    const reopensAfter = metric(await (await fetch(`${t?.url}/metrics`)).text(), "solstice_database_reopens_total");
+    expect(reopensAfter).toBe(reopensBefore + 1);
     await resendRefused();
     // An acknowledged message sent again is a duplicate: the reopened database knows every messageId.
     const again = batch(0, [...acknowledged].slice(0, 5));

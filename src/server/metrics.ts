@@ -19,6 +19,11 @@ export class Metrics {
     help: "Group commits that failed; their requests were answered 503.",
     registers: [this.registry],
   });
+  readonly reopens = new Counter({
+    name: "solstice_database_reopens_total",
+    help: "Times the database was closed and opened again after a failure invalidated it (a full disk at a checkpoint).",
+    registers: [this.registry],
+  });
   readonly commitSeconds = new Histogram({
     name: "solstice_commit_duration_seconds",
     help: "Time to append and commit (fsync) one group of messages.",

@@ -27,6 +27,7 @@ export async function startServer(
   let metrics: Metrics | undefined;
   const storage = createStorage(config, {
     onProgress: (message) => logger.info(message),
+    onReopen: () => metrics?.reopens.inc(),
     onCommit: (info) => {
       metrics?.commit(info);
       if (info.error !== undefined) logger.error({ err: info.error, rows: info.rows }, "commit failed");

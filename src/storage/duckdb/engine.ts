@@ -46,6 +46,8 @@ export interface DuckDBEngineOptions extends WriterOptions {
   onCommit?: CommitListener;
   /** Progress of start-up work that can take a while (the de-duplication index). */
   onProgress?: (message: string) => void;
+  /** Called after the engine closed and opened again a database that a failure had invalidated. */
+  onReopen?: (cause: unknown) => void;
 }
 
 /**
@@ -197,6 +199,7 @@ export class DuckDBEngine implements StorageEngine {
       return;
     }
     this.options.onProgress?.(`reopened the database after: ${errorMessage(this.failure)}`);
+    this.options.onReopen?.(this.failure);
     this.failure = null;
     this.nextReopen = 0;
     this.reopenDelay = PROBE_INTERVAL_MS;
