@@ -1000,6 +1000,8 @@ interface Marker {
   summary: DatasetSummary;
   loadMs: number;
   finishedAt: string;
+  /** The derived tables were compacted after the load, as a server compacts them once writes pause. */
+  compacted?: boolean;
 }
 
 export interface LoadResult {
@@ -1042,6 +1044,28 @@ function readMarker(dataDir: string): Marker | null {
   }
 }
 
+/** The engine that loads a dataset, with the server's default limits. */
+async function openLoader(dataDir: string): Promise<DuckDBEngine> {
+  const engine = new DuckDBEngine({
+    dataDir,
+    maxQueuedRows: DEFAULTS.maxQueuedRows,
+    maxCommitRows: DEFAULTS.maxCommitRows,
+  });
+  await engine.open();
+  return engine;
+}
+
+/**
+ * Compacts the derived tables once the load has ended, as a server does when writes pause: the
+ * benchmarks then read the tables a server reads between bursts, not the rows that the last tenth of
+ * the load added per commit.
+ */
+async function compactLoaded(engine: DuckDBEngine, log: (line: string) => void): Promise<void> {
+  const started = performance.now();
+  await engine.compact();
+  log(`compacted the derived tables in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
 /**
  * Writes the dataset into a fresh database in `dataDir` through DuckDBEngine.write(), so the
  * derived tables are built as ingestion builds them. Skipped when the directory already holds a
@@ -1055,6 +1079,16 @@ export async function loadDataset(
   const full = datasetOptions(options);
   const marker = readMarker(dataDir);
   if (marker && JSON.stringify(marker.options) === JSON.stringify(markerOptions(full))) {
+    if (!marker.compacted) {
+      // A dataset loaded before the load ended with a compaction.
+      const engine = await openLoader(dataDir);
+      try {
+        await compactLoaded(engine, log);
+      } finally {
+        await engine.close();
+      }
+      fs.writeFileSync(path.join(dataDir, MARKER_FILE), `${JSON.stringify({ ...marker, compacted: true }, null, 2)}\n`);
+    }
     return { dataDir, cached: true, summary: marker.summary, loadMs: marker.loadMs };
   }
   // Anything else in the directory is a partial or different load: start over.
@@ -1068,12 +1102,7 @@ export async function loadDataset(
   log(
     `generating ${summary.messages.toLocaleString("en")} messages (${summary.events.toLocaleString("en")} events) into ${dataDir}`,
   );
-  const engine = new DuckDBEngine({
-    dataDir,
-    maxQueuedRows: DEFAULTS.maxQueuedRows,
-    maxCommitRows: DEFAULTS.maxCommitRows,
-  });
-  await engine.open();
+  const engine = await openLoader(dataDir);
   try {
     await engine.createWorkspace({
       id: full.workspaceId,
@@ -1112,6 +1141,7 @@ export async function loadDataset(
       }
     }
     await Promise.all(inFlight);
+    await compactLoaded(engine, log);
   } finally {
     await engine.close();
   }
@@ -1119,7 +1149,13 @@ export async function loadDataset(
   log(
     `loaded ${summary.messages.toLocaleString("en")} messages in ${(loadMs / 1000).toFixed(1)} s (${Math.round((summary.messages * 1000) / loadMs).toLocaleString("en")} rows/s)`,
   );
-  const done: Marker = { options: markerOptions(full), summary, loadMs, finishedAt: new Date().toISOString() };
+  const done: Marker = {
+    options: markerOptions(full),
+    summary,
+    loadMs,
+    finishedAt: new Date().toISOString(),
+    compacted: true,
+  };
   fs.writeFileSync(path.join(dataDir, MARKER_FILE), `${JSON.stringify(done, null, 2)}\n`);
   return { dataDir, cached: false, summary, loadMs };
 }

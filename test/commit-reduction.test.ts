@@ -73,14 +73,13 @@ async function open(): Promise<DuckDBEngine> {
   return (await engines.open()).engine;
 }
 
-async function rowCounts(): Promise<Record<string, number>> {
-  const { engine, dataDir } = await engines.open();
-  await engine.write(browserSession());
+/** Rows of the derived tables, read from the file once `engine` is closed. */
+async function rowCounts(engine: DuckDBEngine, dataDir: string): Promise<Record<string, number>> {
   await engines.close(engine);
   const instance = await DuckDBInstance.create(path.join(dataDir, DATABASE_FILE), { access_mode: "READ_ONLY" });
   const connection = await instance.connect();
   const counts: Record<string, number> = {};
-  for (const table of ["identity_links", "memberships", "traits"]) {
+  for (const table of ["identity_links", "memberships", "traits", "actor_summary", "activity_days"]) {
     const result = await connection.runAndReadAll(`SELECT count(*) FROM ${table}`);
     counts[table] = Number(result.getRows()[0]?.[0]);
   }
@@ -119,6 +118,37 @@ describe("rows a commit adds to the identity tables", () => {
 
     // One commit: a1 → u1 once (of 8 messages carrying both ids, u2's included); acme's member u1
     // once (of 3 group calls, each with a userId); traits: u1's email, acme's name and plan.
-    expect(await rowCounts()).toEqual({ identity_links: 1, memberships: 1, traits: 3 });
+    const { engine, dataDir } = await engines.open();
+    await engine.write(browserSession());
+    expect(await rowCounts(engine, dataDir)).toMatchObject({ identity_links: 1, memberships: 1, traits: 3 });
+  });
+});
+
+describe("compaction when writes pause", () => {
+  it("folds the rows that each commit added per actor into one, without changing an answer", async () => {
+    const messages = browserSession();
+    const run = async (idle: boolean) => {
+      const { engine, dataDir } = await engines.open(
+        idle ? { idleCompactionMs: 50, idleCompactionMessages: 5 } : { idleCompactionMessages: 1_000_000 },
+      );
+      for (const m of messages) await engine.write([m]);
+      // Long enough for a pause of 50 ms to be noticed and the compaction to run.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const answers = {
+        u1: await engine.user(WS, "u1"),
+        u2: await engine.user(WS, "u2"),
+        acme: await engine.company(WS, "acme", NOW),
+        events: await engine.readEvents({ workspaceId: WS, userId: "u1", limit: 100 }),
+      };
+      return { answers, rows: await rowCounts(engine, dataDir) };
+    };
+    const idle = await run(true);
+    const busy = await run(false);
+    expect(idle.answers).toEqual(busy.answers);
+    // One commit per message. Activity: a1's page (03-01), u1's tracks on 03-01, 03-02 and 03-04, u2's
+    // on 03-06: five summary rows and five day rows. Links: the 8 messages carrying both ids. Compacted:
+    // one summary row per actor (a1, u1, u2), the same five days, and a1's first link only.
+    expect(busy.rows).toMatchObject({ actor_summary: 5, activity_days: 5, identity_links: 8 });
+    expect(idle.rows).toMatchObject({ actor_summary: 3, activity_days: 5, identity_links: 1 });
   });
 });

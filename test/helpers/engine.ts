@@ -1,5 +1,5 @@
 import { afterEach } from "vitest";
-import { DuckDBEngine } from "../../src/storage/duckdb/engine.js";
+import { DuckDBEngine, type DuckDBEngineOptions } from "../../src/storage/duckdb/engine.js";
 import type { StoredMessage } from "../../src/storage/types.js";
 import { tempDataDir } from "./server.js";
 
@@ -14,9 +14,9 @@ export function enginesClosedAfterEach(label: string) {
     open = [];
   });
   return {
-    async open(): Promise<{ engine: DuckDBEngine; dataDir: string }> {
+    async open(options: Partial<DuckDBEngineOptions> = {}): Promise<{ engine: DuckDBEngine; dataDir: string }> {
       const dataDir = tempDataDir(label);
-      const engine = new DuckDBEngine({ dataDir, maxQueuedRows: 1000, maxCommitRows: 1000 });
+      const engine = new DuckDBEngine({ dataDir, maxQueuedRows: 1000, maxCommitRows: 1000, ...options });
       await engine.open();
       open.push(engine);
       return { engine, dataDir };

@@ -64,6 +64,11 @@ export class Compactor {
     this.lastDay = Math.max(this.lastDay, last);
   }
 
+  /** Messages committed since the last compaction. */
+  get pending(): number {
+    return this.sinceLast;
+  }
+
   get due(): boolean {
     return this.sinceLast >= Math.max(MIN_MESSAGES, this.messages / 10);
   }

@@ -23,7 +23,21 @@ interface Job {
 export interface WriterOptions {
   maxQueuedRows: number;
   maxCommitRows: number;
+  /**
+   * Once writes pause for this long (ms), the derived tables are compacted if at least
+   * `idleCompactionMessages` messages were committed since the last compaction.
+   */
+  idleCompactionMs?: number;
+  idleCompactionMessages?: number;
 }
+
+/**
+ * Compaction when writes pause: between two due compactions (every tenth of the data) each commit
+ * adds a row per actor it touched, so actor_summary can hold several times its compacted size and
+ * every profile and report reads the excess. A pause of a couple of seconds folds it away.
+ */
+const IDLE_COMPACTION_MS = 2_000;
+const IDLE_COMPACTION_MESSAGES = 10_000;
 
 /** Observes each commit; used for metrics and logs. */
 export type CommitListener = (info: { rows: number; stored: number; ms: number; error?: unknown }) => void;
@@ -59,6 +73,7 @@ export class GroupCommitWriter {
   private queued = 0;
   private draining: Promise<void> | null = null;
   private closed = false;
+  private idleTimer: NodeJS.Timeout | null = null;
   private readonly compactor: Compactor;
   onCommit: CommitListener | null = null;
   /** Called whenever `lastError` is set. */
@@ -116,6 +131,8 @@ export class GroupCommitWriter {
   /** Stops taking writes and commits what is queued. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     await this.draining;
     for (const statement of this.prepared.values()) statement.destroySync();
     this.prepared.clear();
@@ -183,6 +200,20 @@ export class GroupCommitWriter {
       if (this.compactor.due) await this.compact();
     }
     this.draining = null;
+    this.compactWhenIdle();
+  }
+
+  /** Compacts once the writer has had nothing to do for a while, if enough was committed since the last time. */
+  private compactWhenIdle(): void {
+    const enough = this.options.idleCompactionMessages ?? IDLE_COMPACTION_MESSAGES;
+    if (this.closed || this.idleTimer !== null || this.compactor.pending < enough) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.closed || this.draining || this.compactor.pending < enough) return;
+      // A task like any other: a write arriving meanwhile waits for it, as for a due compaction.
+      this.exclusive(() => this.compact()).catch(() => undefined);
+    }, this.options.idleCompactionMs ?? IDLE_COMPACTION_MS);
+    this.idleTimer.unref();
   }
 
   private async commit(jobs: Job[], rows: number): Promise<void> {
