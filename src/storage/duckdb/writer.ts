@@ -74,6 +74,8 @@ export class GroupCommitWriter {
   private draining: Promise<void> | null = null;
   private closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
+  /** An idle compaction was tried since the last commit: a failed one waits for the next commit. */
+  private idleTried = false;
   private readonly compactor: Compactor;
   onCommit: CommitListener | null = null;
   /** Called whenever `lastError` is set. */
@@ -206,10 +208,13 @@ export class GroupCommitWriter {
   /** Compacts once the writer has had nothing to do for a while, if enough was committed since the last time. */
   private compactWhenIdle(): void {
     const enough = this.options.idleCompactionMessages ?? IDLE_COMPACTION_MESSAGES;
-    if (this.closed || this.idleTimer !== null || this.compactor.pending < enough) return;
+    // Once per pause, and not while writes fail (a full disk): the compaction would fail too.
+    if (this.closed || this.idleTimer !== null || this.idleTried || this.lastError !== null) return;
+    if (this.compactor.pending < enough) return;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
-      if (this.closed || this.draining || this.compactor.pending < enough) return;
+      if (this.closed || this.draining || this.lastError !== null || this.compactor.pending < enough) return;
+      this.idleTried = true;
       // A task like any other: a write arriving meanwhile waits for it, as for a due compaction.
       this.exclusive(() => this.compact()).catch(() => undefined);
     }, this.options.idleCompactionMs ?? IDLE_COMPACTION_MS);
@@ -288,6 +293,7 @@ export class GroupCommitWriter {
       return;
     }
     this.lastError = null;
+    this.idleTried = false;
     inGroup.forEach((h0, h1, h2, h3) => {
       this.seen.add(h0, h1, h2, h3);
     });
