@@ -1000,8 +1000,6 @@ interface Marker {
   summary: DatasetSummary;
   loadMs: number;
   finishedAt: string;
-  /** The derived tables were compacted after the load, as a server compacts them once writes pause. */
-  compacted?: boolean;
 }
 
 export interface LoadResult {
@@ -1028,7 +1026,7 @@ export function defaultDatasetDir(options: Partial<DatasetOptions> = {}): string
 }
 
 /** Bumped whenever the generator's output changes, so that cached datasets are rebuilt. */
-const GENERATOR_VERSION = 2;
+const GENERATOR_VERSION = 3;
 
 /** What a cached dataset must match: the options, the generator and the database schema that stored it. */
 function markerOptions(options: DatasetOptions): Record<string, unknown> {
@@ -1079,16 +1077,6 @@ export async function loadDataset(
   const full = datasetOptions(options);
   const marker = readMarker(dataDir);
   if (marker && JSON.stringify(marker.options) === JSON.stringify(markerOptions(full))) {
-    if (!marker.compacted) {
-      // A dataset loaded before the load ended with a compaction.
-      const engine = await openLoader(dataDir);
-      try {
-        await compactLoaded(engine, log);
-      } finally {
-        await engine.close();
-      }
-      fs.writeFileSync(path.join(dataDir, MARKER_FILE), `${JSON.stringify({ ...marker, compacted: true }, null, 2)}\n`);
-    }
     return { dataDir, cached: true, summary: marker.summary, loadMs: marker.loadMs };
   }
   // Anything else in the directory is a partial or different load: start over.
@@ -1154,7 +1142,6 @@ export async function loadDataset(
     summary,
     loadMs,
     finishedAt: new Date().toISOString(),
-    compacted: true,
   };
   fs.writeFileSync(path.join(dataDir, MARKER_FILE), `${JSON.stringify(done, null, 2)}\n`);
   return { dataDir, cached: false, summary, loadMs };

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, DEFAULTS, loadConfig } from "../src/config/index.js";
+import { ConfigError, loadConfig } from "../src/config/index.js";
 import { DuckDBEngine } from "../src/storage/duckdb/engine.js";
 import { tempDataDir } from "./helpers/server.js";
 
@@ -20,7 +20,6 @@ describe("configuration", () => {
       rateLimit: 0,
       requestTimeoutMs: 30_000,
     });
-    expect(DEFAULTS.dbThreads).toBe(0);
   });
 
   it("lets flags win over variables, and SOLSTICE_PORT over PORT", () => {

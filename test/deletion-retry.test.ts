@@ -4,6 +4,7 @@ import { DeletionRunner } from "../src/server/deletions.js";
 import type { DuckDBEngine } from "../src/storage/duckdb/engine.js";
 import type { DeletionRequest, StorageEngine, StoredMessage } from "../src/storage/types.js";
 import { enginesClosedAfterEach, storedMessage } from "./helpers/engine.js";
+import { eventually } from "./helpers/wait.js";
 
 /**
  * A deletion that fails is tried again while the server runs. The deletions run on the real DuckDB
@@ -54,14 +55,6 @@ function failingFirst(engine: DuckDBEngine, failures: number): { storage: Storag
   return { storage, calls: () => calls };
 }
 
-async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe("deletion retries", () => {
   it("tries a failed deletion again, after 10, then 20 ms, until it finishes", async () => {
     const engine = await engineWithData();
@@ -70,7 +63,7 @@ describe("deletion retries", () => {
     const runner = new DeletionRunner(storage, pino({ level: "silent" }), { firstMs: 10, maxMs: 1000 });
     const started = Date.now();
     runner.schedule(WS, "d1");
-    await until("the deletion to finish", async () => (await engine.deletionRequests(WS, "finished")).length === 1);
+    await eventually("the deletion to finish", async () => (await engine.deletionRequests(WS, "finished"))[0]);
     // Two failures, then the attempt that erased Alice's two messages; the waits were 10 + 20 ms at least.
     expect(calls()).toBe(3);
     expect(Date.now() - started).toBeGreaterThanOrEqual(30);
@@ -87,7 +80,7 @@ describe("deletion retries", () => {
     const runner = new DeletionRunner(storage, pino({ level: "silent" }), { firstMs: 5, maxMs: 5 });
     runner.schedule(WS, "d1");
     runner.schedule(WS, "d2");
-    await until("a few retries", async () => calls() >= 6);
+    await eventually("a few retries", async () => (calls() >= 6 ? true : undefined));
     await runner.stop();
     const stoppedAt = calls();
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { DuckDBEngine } from "../src/storage/duckdb/engine.js";
 import { StorageError } from "../src/storage/errors.js";
 import type { StoredMessage } from "../src/storage/types.js";
+import { storedMessage } from "./helpers/engine.js";
 import { basicAuth, SECRET_KEY, startTestServer, type TestServer } from "./helpers/server.js";
 import { events, type RawResponse, send, stats } from "./helpers/tracking.js";
 
@@ -297,29 +298,17 @@ describe.skipIf(!mounted)(`a commit on a nearly full disk${skipReason ? ` (skipp
     try {
       fillDisk(2 * 1024 * 1024);
       let sent = 0;
-      const message = (): StoredMessage => ({
-        workspaceId: "ws",
-        messageId: `m-${++sent}`,
-        type: "track",
-        event: "Disk Tested",
-        name: null,
-        category: null,
-        userId: USER,
-        anonymousId: null,
-        groupId: null,
-        contextGroupId: null,
-        previousId: null,
-        email: null,
-        timestamp: Date.now(),
-        originalTimestamp: null,
-        sentAt: null,
-        receivedAt: Date.now(),
-        properties: { padding: padding() },
-        traits: null,
-        context: {},
-        integrations: null,
-        extra: null,
-      });
+      const message = (): StoredMessage =>
+        storedMessage({
+          workspaceId: "ws",
+          messageId: `m-${++sent}`,
+          type: "track",
+          event: "Disk Tested",
+          userId: USER,
+          timestamp: Date.now(),
+          properties: { padding: padding() },
+          context: {},
+        });
       let stored = 0;
       let failed: StoredMessage[] = [];
       while (failed.length === 0) {

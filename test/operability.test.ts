@@ -22,6 +22,7 @@ import {
   WRITE_KEY,
 } from "./helpers/server.js";
 import { events, send, stats } from "./helpers/tracking.js";
+import { eventually } from "./helpers/wait.js";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 
@@ -102,16 +103,6 @@ function keysIn(output: string): { writeKey: string; secretKey: string } {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** A POST to a tracking route with a given write key; the status and the JSON answer. */
 async function track(url: string, writeKey: string, body: Record<string, unknown>) {

@@ -413,9 +413,8 @@ export class DuckDBEngine implements StorageEngine {
    * its own as the data grows; this is for maintenance and for tests of what compaction keeps.
    */
   compact(): Promise<void> {
-    const writer = this.writer;
-    if (!writer) return Promise.reject(new EngineClosedError());
-    return wrap("compact", () => writer.exclusive(() => writer.compact(true)));
+    // Between two commits, like every task of the writer's: the writer is the one that ran it.
+    return this.exclusive("compact", async () => this.writer?.compact(true));
   }
 
   backup(path: string): Promise<void> {
