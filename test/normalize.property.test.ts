@@ -293,7 +293,10 @@ describe("planBatch", () => {
       }),
       { numRuns: 500 },
     );
-    expect(planned).toBeGreaterThan(50);
+    // The generator must reach the planning path, not only refusals. About 11.6% of its bodies do (58 of
+    // 500 on average over 15 runs, from 48 to 71; a binomial standard deviation of about 7): a bound of
+    // 50 failed one run in seven. 25 is 4.6 deviations below the mean.
+    expect(planned).toBeGreaterThanOrEqual(25);
     expect(refusedWhole).toBeGreaterThan(10);
   });
 });
