@@ -152,3 +152,93 @@ describe("compaction when writes pause", () => {
     expect(idle.rows).toMatchObject({ actor_summary: 3, activity_days: 5, identity_links: 1 });
   });
 });
+
+describe("compaction beside the commits", () => {
+  /**
+   * 200 users over 20 days: each user's anonymousId is linked by an identify on day 1, the user joins
+   * one of 10 companies, and tracks twice a day on the days where (user + day) % 3 is 0, every other
+   * one with the company as context.groupId. `part` 0 is the first 10 days, 1 the last 10.
+   */
+  function history(part: number): StoredMessage[] {
+    const out: StoredMessage[] = [];
+    const day = (d: number, h: number) => Date.UTC(2026, 2, 1 + d, h);
+    for (let u = 0; u < 200; u++) {
+      const user = `u${u}`;
+      const company = `c${u % 10}`;
+      if (part === 0) {
+        out.push(message({ type: "identify", userId: user, anonymousId: `a${u}`, timestamp: day(0, 8) }));
+        out.push(message({ type: "group", userId: user, groupId: company, timestamp: day(0, 9), traits: { n: u } }));
+      }
+      for (let d = part * 10; d < part * 10 + 10; d++) {
+        if ((u + d) % 3 !== 0) continue;
+        for (const h of [10, 11]) {
+          const anonymous = h === 10 && d % 2 === 0;
+          out.push(
+            message({
+              type: "track",
+              event: h === 10 ? "Opened" : "Saved",
+              userId: anonymous ? null : user,
+              anonymousId: `a${u}`,
+              contextGroupId: d % 2 === 0 ? company : null,
+              timestamp: day(d, h),
+            }),
+          );
+        }
+      }
+    }
+    return out;
+  }
+
+  const answers = async (engine: DuckDBEngine) => ({
+    stats: await engine.stats(WS),
+    users: await Promise.all(["u0", "u17", "u199"].map((id) => engine.user(WS, id))),
+    companies: await Promise.all(["c0", "c7"].map((id) => engine.company(WS, id, Date.UTC(2026, 2, 25)))),
+    active: await engine.reports.active({
+      workspaceId: WS,
+      level: "company",
+      includeAnonymous: false,
+      timeZone: "UTC",
+      interval: "day",
+      from: Date.UTC(2026, 2, 1) / 86_400_000,
+      to: Date.UTC(2026, 2, 20) / 86_400_000,
+      rolling: true,
+    }),
+  });
+
+  it("keeps what is committed while it runs, and answers as without it", async () => {
+    seq = 0;
+    const first = history(0);
+    const second = history(1);
+    const { engine, dataDir } = await engines.open({ idleCompactionMessages: 1_000_000 });
+    await engine.write(first);
+    let committedMeanwhile = 0;
+    let compacting = true;
+    const compaction = engine.compact().finally(() => {
+      compacting = false;
+    });
+    // The later part, 20 messages a commit, while the compaction runs.
+    for (let i = 0; i < second.length; i += 20) {
+      await engine.write(second.slice(i, i + 20));
+      if (compacting) committedMeanwhile++;
+    }
+    await compaction;
+    // Commits went on during the compaction instead of waiting for it.
+    expect(committedMeanwhile).toBeGreaterThan(0);
+
+    const { engine: reference } = await engines.open({ idleCompactionMessages: 1_000_000 });
+    await reference.write([...first, ...second]);
+    const expected = await answers(reference);
+    expect(expected.stats.messages).toBe(first.length + second.length);
+    expect(await answers(engine)).toEqual(expected);
+
+    // A second compaction folds the later rows too: one row per actor and company (the rows with a
+    // context.groupId and those without), one link per anonymousId, one membership per user.
+    await engine.compact();
+    expect(await answers(engine)).toEqual(expected);
+    const rows = await rowCounts(engine, dataDir);
+    expect(rows).toMatchObject({ identity_links: 200, memberships: 200 });
+    // Every user is active on both day parities within 20 days, as itself and as its anonymousId (the
+    // 10:00 track on even days): actor × context rows are user/null, user/company, anon/company.
+    expect(rows.actor_summary).toBe(600);
+  });
+});

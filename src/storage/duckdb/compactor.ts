@@ -1,96 +1,154 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { transaction } from "./admin.js";
 
-/** How each append-only table is reduced to one row per key: the winner of each key. */
+/** How each append-only table is reduced to one row per key: the winner of each key, in key order. */
 const WINNERS = {
-  identity_links:
-    "QUALIFY row_number() OVER (PARTITION BY workspace_id, anonymous_id ORDER BY timestamp, received_at, message_id) = 1",
-  memberships:
-    "QUALIFY row_number() OVER (PARTITION BY workspace_id, group_id, actor_kind, actor_id ORDER BY timestamp, received_at, message_id) = 1",
-  traits:
-    "QUALIFY row_number() OVER (PARTITION BY workspace_id, entity_kind, entity_id, key ORDER BY timestamp DESC, received_at DESC, message_id DESC) = 1",
+  identity_links: `QUALIFY row_number() OVER (PARTITION BY workspace_id, anonymous_id ORDER BY timestamp, received_at, message_id) = 1
+    ORDER BY workspace_id, anonymous_id`,
+  memberships: `QUALIFY row_number() OVER (PARTITION BY workspace_id, group_id, actor_kind, actor_id ORDER BY timestamp, received_at, message_id) = 1
+    ORDER BY workspace_id, group_id, actor_kind, actor_id`,
+  traits: `QUALIFY row_number() OVER (PARTITION BY workspace_id, entity_kind, entity_id, key ORDER BY timestamp DESC, received_at DESC, message_id DESC) = 1
+    ORDER BY workspace_id, entity_kind, entity_id, key`,
 } as const;
 
-/** Tables summed per key: the key columns, then the aggregates, in the table's column order. */
+/**
+ * Tables summed per key: the key columns and the aggregates, in the table's column order, then the
+ * order the rows are written in.
+ *
+ * The actor tables are written actor by actor (then company, then day), first the rows without a
+ * context.groupId, then those with one. An actor's rows then sit in a few row groups, whose min/max
+ * statistics let a scan for a handful of actors skip the rest (a user's activity_days rows take 2 ms
+ * to find on 10M events instead of 28), and a scan for one company's context.groupId skips the rows
+ * that have none. Sorted, the actor ids also compress into runs, and a distinct count over them takes
+ * a fifth of the time.
+ */
+const ACTOR_ORDER = "workspace_id, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id";
 const SUMS = {
-  actor_summary: [
-    "workspace_id, actor_kind, actor_id, context_group_id",
-    "sum(events)::BIGINT, min(first_ts), max(last_ts)",
-  ],
-  activity_days: [
-    "workspace_id, actor_kind, actor_id, context_group_id, day",
-    "sum(events)::BIGINT, min(first_ts), max(last_ts)",
-  ],
-  event_days: [
-    "workspace_id, actor_kind, actor_id, context_group_id, day, type, event",
-    "sum(events)::BIGINT, min(first_ts), max(last_ts)",
-  ],
-  workspace_counters: ["workspace_id", "sum(messages)::BIGINT, sum(events)::BIGINT, sum(duplicates)::BIGINT"],
+  actor_summary: {
+    key: "workspace_id, actor_kind, actor_id, context_group_id",
+    aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
+    order: ACTOR_ORDER,
+  },
+  activity_days: {
+    key: "workspace_id, actor_kind, actor_id, context_group_id, day",
+    aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
+    order: `${ACTOR_ORDER}, day`,
+  },
+  event_days: {
+    key: "workspace_id, actor_kind, actor_id, context_group_id, day, type, event",
+    aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
+    order: `${ACTOR_ORDER}, day, type, event`,
+  },
+  workspace_counters: {
+    key: "workspace_id",
+    aggregates: "sum(messages)::BIGINT, sum(events)::BIGINT, sum(duplicates)::BIGINT",
+    order: "workspace_id",
+  },
 } as const;
 
-/** The day tables are rewritten only for the days that gained rows. */
+/** The day tables are rewritten only for the days that gained rows, unless the rewrite is a full one. */
 const DAY_TABLES = new Set(["activity_days", "event_days"]);
 
 /** Messages committed after which the tables are compacted: a tenth of all messages, and at least this many. */
 const MIN_MESSAGES = 100_000;
 
+/** What a compaction takes on: the messages and the days committed since the last one. */
+interface Pending {
+  messages: number;
+  firstDay: number;
+  lastDay: number;
+}
+
+const NOTHING: Pending = { messages: 0, firstDay: Number.POSITIVE_INFINITY, lastDay: Number.NEGATIVE_INFINITY };
+
 /**
- * Keeps the append-only derived tables small. Each commit adds rows reduced within the commit only;
- * readers combine rows per key, so they give the same answers before and after a compaction, which
- * rewrites the tables to one row per key, each table in its own transaction.
+ * Keeps the append-only derived tables small and in order. Each commit adds rows reduced within the
+ * commit only; readers combine rows per key, so they give the same answers before and after a
+ * compaction, which rewrites the tables to one row per key, each table in its own transaction.
+ *
+ * Compaction runs on a connection of its own, beside the commits rather than between them: its
+ * transactions delete and insert rows that were committed before they began, and the commits only
+ * append, which DuckDB lets both do at once. Rows appended meanwhile stay as they are, for the next
+ * compaction. (Tasks that delete derived rows, such as erasing a user, must not overlap one: see
+ * GroupCommitWriter.withoutCompaction.)
+ *
+ * A compaction rewrites the days that gained rows, written in key order after the rest; once the
+ * messages since the last full rewrite outnumber those before it, the day tables are rewritten
+ * whole, so that each is one ordered run again. Each row is rewritten whole about log2(growth)
+ * times in all.
  */
 export class Compactor {
   private messages = 0;
-  private sinceLast = 0;
-  private firstDay = Number.POSITIVE_INFINITY;
-  private lastDay = Number.NEGATIVE_INFINITY;
+  /** Messages stored at the last full rewrite (or at start-up, taken as one). */
+  private messagesAtFull = 0;
+  private pendingWork: Pending = { ...NOTHING };
 
   constructor(private readonly connection: DuckDBConnection) {}
 
   async open(): Promise<void> {
     const result = await this.connection.runAndReadAll("SELECT count(*) FROM message_hashes");
     this.messages = Number(result.getRows()[0]?.[0] ?? 0);
+    this.messagesAtFull = this.messages;
   }
 
   /** Records a commit of `rows` new messages. */
   committed(rows: number): void {
     this.messages += rows;
-    this.sinceLast += rows;
+    this.pendingWork.messages += rows;
   }
 
   /** Records that a commit added activity on days from `first` to `last` (day numbers). */
   touched(first: number, last: number): void {
-    this.firstDay = Math.min(this.firstDay, first);
-    this.lastDay = Math.max(this.lastDay, last);
+    this.pendingWork.firstDay = Math.min(this.pendingWork.firstDay, first);
+    this.pendingWork.lastDay = Math.max(this.pendingWork.lastDay, last);
   }
 
-  /** Messages committed since the last compaction. */
+  /** Messages committed since the last compaction began. */
   get pending(): number {
-    return this.sinceLast;
+    return this.pendingWork.messages;
   }
 
   get due(): boolean {
-    return this.sinceLast >= Math.max(MIN_MESSAGES, this.messages / 10);
+    return this.pendingWork.messages >= Math.max(MIN_MESSAGES, this.messages / 10);
   }
 
-  /** Rewrites every derived table to one row per key; `all` includes the day tables' older days. */
+  /**
+   * Rewrites every derived table to one row per key; `all` rewrites the day tables whole. What was
+   * committed before the call is compacted; a failed compaction leaves it pending for the next one.
+   */
   async compact(all = false): Promise<void> {
-    for (const [table, rule] of Object.entries(WINNERS)) {
-      await this.rewrite(table, `SELECT * FROM ${table} ${rule}`, "");
-    }
-    const hasDays = this.firstDay <= this.lastDay;
-    for (const [table, [key, aggregates]] of Object.entries(SUMS)) {
-      let where = "";
-      if (DAY_TABLES.has(table) && !all) {
-        if (!hasDays) continue;
-        // Spans can be long after a backfill; the day range keeps the rewrite to the rows it touched.
-        where = `WHERE day BETWEEN DATE '1970-01-01' + ${this.firstDay} AND DATE '1970-01-01' + ${this.lastDay}`;
+    const work = this.pendingWork;
+    this.pendingWork = { ...NOTHING };
+    const full = all || this.messages - this.messagesAtFull >= Math.max(MIN_MESSAGES, this.messagesAtFull);
+    const messagesNow = this.messages;
+    try {
+      for (const [table, rule] of Object.entries(WINNERS)) {
+        await this.rewrite(table, `SELECT * FROM ${table} ${rule}`, "");
       }
-      await this.rewrite(table, `SELECT ${key}, ${aggregates} FROM ${table} ${where} GROUP BY ${key}`, where);
+      const hasDays = work.firstDay <= work.lastDay;
+      for (const [table, { key, aggregates, order }] of Object.entries(SUMS)) {
+        let where = "";
+        if (DAY_TABLES.has(table) && !full) {
+          if (!hasDays) continue;
+          // Spans can be long after a backfill; the day range keeps the rewrite to the rows it touched.
+          where = `WHERE day BETWEEN DATE '1970-01-01' + ${work.firstDay} AND DATE '1970-01-01' + ${work.lastDay}`;
+        }
+        await this.rewrite(table, `SELECT ${key}, ${aggregates} FROM ${table} ${where} GROUP BY ${key} ORDER BY ${order}`, where);
+      }
+      if (full) this.messagesAtFull = messagesNow;
+    } catch (err) {
+      this.pendingWork = {
+        messages: this.pendingWork.messages + work.messages,
+        firstDay: Math.min(this.pendingWork.firstDay, work.firstDay),
+        lastDay: Math.max(this.pendingWork.lastDay, work.lastDay),
+      };
+      throw err;
     }
-    this.sinceLast = 0;
-    this.firstDay = Number.POSITIVE_INFINITY;
-    this.lastDay = Number.NEGATIVE_INFINITY;
+  }
+
+  /** Stops the statement running now, if any: the compaction fails and rolls back. */
+  interrupt(): void {
+    this.connection.interrupt();
   }
 
   private rewrite(table: string, select: string, where: string): Promise<void> {

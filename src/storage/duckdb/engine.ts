@@ -27,7 +27,7 @@ import type {
 import { copyDatabase, eraseUser, readDeletionRequests, transaction } from "./admin.js";
 import { companyProfile, listCompanies, userProfile } from "./entities.js";
 import { migrate } from "./migrations.js";
-import { eventsQuery, toEventRecord } from "./queries.js";
+import { eventsQuery, timelineBoundQuery, toEventRecord } from "./queries.js";
 import { rebuildActivity } from "./rebuild.js";
 import { DuckDBReports } from "./reports.js";
 import { deleteExpired, dropWorkspaceFromSessions, insertSession, readSessions } from "./sessions.js";
@@ -75,6 +75,8 @@ export class DuckDBEngine implements StorageEngine {
   private instance: DuckDBInstance | null = null;
   private reader: DuckDBConnection | null = null;
   private writerConnection: DuckDBConnection | null = null;
+  /** The compactor's own connection: compactions run beside the commits. */
+  private compactionConnection: DuckDBConnection | null = null;
   private writer: GroupCommitWriter | null = null;
   private hashKey = "";
   private localDay = new Map<string, DayFn>();
@@ -128,7 +130,8 @@ export class DuckDBEngine implements StorageEngine {
       const sessions = new Map<string, SessionRecord>();
       for (const session of await readSessions(writerConnection)) sessions.set(session.tokenHash, session);
       this.sessions = sessions;
-      const writer = new GroupCommitWriter(writerConnection, seen, this.options);
+      this.compactionConnection = await this.connect();
+      const writer = new GroupCommitWriter(writerConnection, this.compactionConnection, seen, this.options);
       if (this.options.onCommit) writer.onCommit = this.options.onCommit;
       writer.onFailure = () => this.watch();
       await writer.open();
@@ -146,9 +149,11 @@ export class DuckDBEngine implements StorageEngine {
     this.writer = null;
     await writer?.close();
     this.reader?.closeSync();
+    this.compactionConnection?.closeSync();
     this.writerConnection?.closeSync();
     this.instance?.closeSync();
     this.reader = null;
+    this.compactionConnection = null;
     this.writerConnection = null;
     this.instance = null;
   }
@@ -240,7 +245,13 @@ export class DuckDBEngine implements StorageEngine {
 
   readEvents(query: EventQuery): Promise<EventRecord[]> {
     return wrap("read events", async () => {
-      const { sql, params } = eventsQuery(query);
+      const bound = timelineBoundQuery(query);
+      let since: bigint | null = null;
+      if (bound !== null) {
+        const found = (await this.connection().runAndReadAll(bound.sql, bound.params)).getRows()[0]?.[0];
+        if (typeof found === "bigint") since = found;
+      }
+      const { sql, params } = eventsQuery(query, since);
       const result = await this.connection().runAndReadAll(sql, params);
       return result.getRowObjects().map(toEventRecord);
     });
@@ -386,7 +397,7 @@ export class DuckDBEngine implements StorageEngine {
     if (!request) throw new StorageError("run deletion", new Error(`no deletion request ${requestId}`));
     if (request.state === "finished") return request;
     await mark("started", ", started_at = now()");
-    await this.exclusive("erase user", (connection) =>
+    await this.withoutCompaction("erase user", (connection) =>
       transaction(connection, async () => {
         const erased = await eraseUser(connection, workspaceId, request.userId);
         await connection.run(
@@ -413,8 +424,9 @@ export class DuckDBEngine implements StorageEngine {
    * its own as the data grows; this is for maintenance and for tests of what compaction keeps.
    */
   compact(): Promise<void> {
-    // Between two commits, like every task of the writer's: the writer is the one that ran it.
-    return this.exclusive("compact", async () => this.writer?.compact(true));
+    const writer = this.writer;
+    if (!writer) return Promise.reject(new EngineClosedError());
+    return wrap("compact", () => writer.compact(true));
   }
 
   backup(path: string): Promise<void> {
@@ -472,6 +484,16 @@ export class DuckDBEngine implements StorageEngine {
       if (workspaceIds.length === 0) this.sessions.delete(tokenHash);
       else this.sessions.set(tokenHash, Object.freeze({ ...session, workspaceIds }));
     }
+  }
+
+  /**
+   * exclusive() for a task that deletes rows of the derived tables: it waits for a running compaction
+   * to end, and none starts until it has, since their deletions would conflict.
+   */
+  private withoutCompaction<T>(operation: string, fn: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
+    const writer = this.writer;
+    if (!writer) return Promise.reject(new EngineClosedError());
+    return wrap(operation, () => writer.withoutCompaction(() => writer.exclusive(fn)));
   }
 
   /** Runs a write between two group commits, wrapping the engine's errors. */
@@ -546,7 +568,7 @@ export class DuckDBEngine implements StorageEngine {
   }
 
   setSettings(workspaceId: string, settings: WorkspaceSettings): Promise<void> {
-    return this.exclusive("set settings", async (connection) => {
+    return this.withoutCompaction("set settings", async (connection) => {
       await transaction(connection, async () => {
         await connection.run("DELETE FROM workspace_settings WHERE workspace_id = $1", [workspaceId]);
         await connection.run("INSERT INTO workspace_settings VALUES ($1, $2, $3)", [

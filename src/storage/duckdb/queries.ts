@@ -14,9 +14,17 @@ const ORDER = "ORDER BY timestamp DESC, message_id DESC";
  * rows that pass, where a disjunction would make it read them for every row. Each branch keeps its own
  * ORDER BY and LIMIT, so that its scan still gets the top-N's dynamic filter on timestamp.
  */
-export function eventsQuery(query: EventQuery): { sql: string; params: Record<string, DuckDBValue> } {
+export function eventsQuery(
+  query: EventQuery,
+  since: bigint | null = null,
+): { sql: string; params: Record<string, DuckDBValue> } {
   const params: Record<string, DuckDBValue> = { ws: query.workspaceId, limit: query.limit };
   const where = ["workspace_id = $ws"];
+  if (since !== null) {
+    // From timelineBoundQuery: the page lies at or after it, and the scan skips the row groups before it.
+    where.push("timestamp >= make_timestamp($since::BIGINT)::TIMESTAMPTZ");
+    params.since = since;
+  }
   /** Each branch's extra conditions; a row matches at most one branch. */
   let branches: string[][] = [[]];
   const oneOf = (alternatives: string[][]) => {
@@ -91,6 +99,65 @@ export function eventsQuery(query: EventQuery): { sql: string; params: Record<st
     WHERE ${filter.join(" AND ")}
     ${ORDER}
     LIMIT $limit`;
+  return { sql, params };
+}
+
+/**
+ * For a user's or a company's timeline (no other filter), SQL whose one row holds a lower bound on
+ * the timestamps of the page eventsQuery returns, in microseconds, or NULL when there is none; null
+ * for other queries.
+ *
+ * The activity tables know, per actor and day, how many activity messages there were and their first
+ * and last timestamps. Taking those rows newest first (by last timestamp), older than the cursor,
+ * until they hold `limit` messages, every message of that many lies at or after the earliest first
+ * timestamp among them, and each is one the page could return: so the page's oldest message does too.
+ * Messages arrive roughly in time order, so the messages table is in time order too, and a scan with
+ * the bound reads only the row groups of the page's time span instead of the whole table.
+ */
+export function timelineBoundQuery(query: EventQuery): { sql: string; params: Record<string, DuckDBValue> } | null {
+  const narrowed = [query.type, query.anonymousId, query.groupId, query.event, query.messageId];
+  if (narrowed.some((filter) => filter !== undefined)) return null;
+  const params: Record<string, DuckDBValue> = { ws: query.workspaceId, limit: query.limit };
+  let rows: string;
+  const columns = "x.events, x.first_ts, x.last_ts";
+  if (query.userId !== undefined && query.companyId === undefined) {
+    params.userId = query.userId;
+    // The same messages as eventsQuery's two branches: the user's own, and those of its anonymousIds.
+    rows = `
+      SELECT ${columns} FROM activity_days x
+      WHERE x.workspace_id = $ws AND x.actor_kind = 'user' AND x.actor_id = $userId
+      UNION ALL
+      SELECT ${columns} FROM activity_days x
+      WHERE x.workspace_id = $ws AND x.actor_kind = 'anon' AND x.actor_id IN (SELECT anonymous_id FROM links WHERE user_id = $userId)`;
+  } else if (query.companyId !== undefined && query.userId === undefined) {
+    params.companyId = query.companyId;
+    // Activity attributed to the company, as in eventsQuery: its context.groupId, or a member's without one.
+    const members = "(SELECT user_id FROM members WHERE group_id = $companyId)";
+    rows = `
+      SELECT ${columns} FROM activity_days x WHERE x.workspace_id = $ws AND x.context_group_id = $companyId
+      UNION ALL
+      SELECT ${columns} FROM activity_days x
+      WHERE x.workspace_id = $ws AND x.context_group_id IS NULL AND x.actor_kind = 'user' AND x.actor_id IN ${members}
+      UNION ALL
+      SELECT ${columns} FROM activity_days x
+      WHERE x.workspace_id = $ws AND x.context_group_id IS NULL AND x.actor_kind = 'anon'
+        AND x.actor_id IN (SELECT anonymous_id FROM links WHERE user_id IN ${members})`;
+  } else {
+    return null;
+  }
+  let older = "";
+  if (query.after) {
+    // Only rows wholly older than the cursor: every message of theirs is on a later page than it.
+    older = "WHERE last_ts < make_timestamp($afterTs::BIGINT)::TIMESTAMPTZ";
+    params.afterTs = BigInt(Math.round(query.after.timestamp * 1000));
+  }
+  const sql = `WITH ${IDENTITY_CTES},
+    newest AS (
+      SELECT sum(events) OVER w AS upto, min(first_ts) OVER w AS since
+      FROM (${rows}) ${older}
+      WINDOW w AS (ORDER BY last_ts DESC, first_ts DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    )
+    SELECT epoch_us(max(since)) AS since FROM newest WHERE upto >= $limit`;
   return { sql, params };
 }
 

@@ -77,6 +77,10 @@ export class GroupCommitWriter {
   /** An idle compaction was tried since the last commit: a failed one waits for the next commit. */
   private idleTried = false;
   private readonly compactor: Compactor;
+  /** The compaction running now, on the compactor's own connection. */
+  private compacting: Promise<void> | null = null;
+  /** Tasks under withoutCompaction(): no compaction starts while any runs. */
+  private holds = 0;
   onCommit: CommitListener | null = null;
   /** Called whenever `lastError` is set. */
   onFailure: ((err: unknown) => void) | null = null;
@@ -86,12 +90,14 @@ export class GroupCommitWriter {
    */
   lastError: unknown = null;
 
+  /** `compaction` is a connection for the compactor alone: compactions run beside the commits. */
   constructor(
     private readonly connection: DuckDBConnection,
+    compaction: DuckDBConnection,
     private readonly seen: HashSet128,
     private readonly options: WriterOptions,
   ) {
-    this.compactor = new Compactor(connection);
+    this.compactor = new Compactor(compaction);
   }
 
   /**
@@ -130,11 +136,13 @@ export class GroupCommitWriter {
     });
   }
 
-  /** Stops taking writes and commits what is queued. */
+  /** Stops taking writes, commits what is queued, and stops a compaction that is running (it rolls back). */
   async close(): Promise<void> {
     this.closed = true;
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.idleTimer = null;
+    if (this.compacting) this.compactor.interrupt();
+    await this.compacting;
     await this.draining;
     for (const statement of this.prepared.values()) statement.destroySync();
     this.prepared.clear();
@@ -165,14 +173,41 @@ export class GroupCommitWriter {
     });
   }
 
-  /** Compacts the derived tables between commits; a failure leaves them correct, only larger. */
+  /**
+   * Compacts the derived tables beside the commits; settles when what was committed before the call
+   * is compacted. A failure leaves them correct, only larger, and is reported through onCommit.
+   */
   async compact(all = false): Promise<void> {
-    try {
-      await this.compactor.compact(all);
-    } catch (err) {
+    while (this.compacting) await this.compacting;
+    if (this.closed) return;
+    const run = this.compactor.compact(all).catch((err: unknown) => {
       if (invalidates(err)) this.failed(err);
       this.onCommit?.({ rows: 0, stored: 0, ms: 0, error: err });
+    });
+    this.compacting = run.finally(() => {
+      this.compacting = null;
+    });
+    await this.compacting;
+  }
+
+  /**
+   * Runs `task` with no compaction running: for tasks that delete rows of the derived tables, which
+   * would conflict with a compaction deleting the same rows (one of the two would fail).
+   */
+  async withoutCompaction<T>(task: () => Promise<T>): Promise<T> {
+    this.holds++;
+    try {
+      while (this.compacting) await this.compacting;
+      return await task();
+    } finally {
+      this.holds--;
     }
+  }
+
+  /** Starts a compaction unless one runs or a task holds them off; does not wait for it. */
+  private startCompaction(): void {
+    if (this.compacting || this.holds > 0 || this.closed) return;
+    this.compact().catch(() => undefined);
   }
 
   private failed(err: unknown): void {
@@ -199,7 +234,7 @@ export class GroupCommitWriter {
       const jobs = this.queue.splice(0, take);
       await this.commit(jobs, rows);
       this.queued -= rows;
-      if (this.compactor.due) await this.compact();
+      if (this.compactor.due) this.startCompaction();
     }
     this.draining = null;
     this.compactWhenIdle();
@@ -215,8 +250,7 @@ export class GroupCommitWriter {
       this.idleTimer = null;
       if (this.closed || this.draining || this.lastError !== null || this.compactor.pending < enough) return;
       this.idleTried = true;
-      // A task like any other: a write arriving meanwhile waits for it, as for a due compaction.
-      this.exclusive(() => this.compact()).catch(() => undefined);
+      this.startCompaction();
     }, this.options.idleCompactionMs ?? IDLE_COMPACTION_MS);
     this.idleTimer.unref();
   }
