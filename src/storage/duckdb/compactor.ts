@@ -133,7 +133,11 @@ export class Compactor {
           // Spans can be long after a backfill; the day range keeps the rewrite to the rows it touched.
           where = `WHERE day BETWEEN DATE '1970-01-01' + ${work.firstDay} AND DATE '1970-01-01' + ${work.lastDay}`;
         }
-        await this.rewrite(table, `SELECT ${key}, ${aggregates} FROM ${table} ${where} GROUP BY ${key} ORDER BY ${order}`, where);
+        await this.rewrite(
+          table,
+          `SELECT ${key}, ${aggregates} FROM ${table} ${where} GROUP BY ${key} ORDER BY ${order}`,
+          where,
+        );
       }
       if (full) this.messagesAtFull = messagesNow;
     } catch (err) {

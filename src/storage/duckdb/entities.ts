@@ -72,17 +72,56 @@ function latestTraits(where = ""): string {
 }
 
 /**
- * The actors whose activity counts for company $id through its members: each member, and each
- * anonymousId whose first link is to one, with the user it resolves to. Needs IDENTITY_CTES. Joining
- * an activity table to these actors is cheaper than resolving every actor and then keeping members.
+ * Company $id's members, with the group call that made each one, and the anonymousIds whose first
+ * link is to one of them: `part` tells the two apart. The same rows as IDENTITY_CTES' members for
+ * this company, worked out from its own memberships rather than every company's.
+ */
+const COMPANY_MEMBERS_SQL = `WITH ${IDENTITY_CTES},
+  company_members AS (
+    SELECT user_id, w.joined_at, w.message_id FROM (
+      SELECT CASE WHEN m.actor_kind = 'user' THEN m.actor_id ELSE l.user_id END AS user_id,
+        min_by({joined_at: m.timestamp, message_id: m.message_id}, (m.timestamp, m.received_at, m.message_id)) AS w
+      FROM memberships m LEFT JOIN links l ON l.anonymous_id = CASE WHEN m.actor_kind = 'anon' THEN m.actor_id END
+      WHERE m.workspace_id = $ws AND m.group_id = $id AND (m.actor_kind = 'user' OR l.user_id IS NOT NULL)
+      GROUP BY ALL
+    )
+  )
+  SELECT 'member' AS part, user_id, epoch_us(joined_at) AS at, message_id, NULL AS anonymous_id FROM company_members
+  UNION ALL
+  SELECT 'anon', user_id, NULL, NULL, anonymous_id FROM links WHERE user_id IN (SELECT user_id FROM company_members)`;
+
+/**
+ * The actors whose activity counts for the company through its members, from the parameters that
+ * memberActors() makes: each member, and each anonymousId linked to one, with the user it resolves
+ * to. Joining an activity table to these actors is cheaper than resolving every actor and then
+ * keeping members.
  */
 const MEMBER_ACTORS = `
-  member_ids AS (SELECT user_id FROM members WHERE group_id = $id),
+  member_ids AS (
+    SELECT unnest(from_json($memberIds, '["VARCHAR"]')) AS user_id, unnest(from_json($memberAt, '["BIGINT"]')) AS at,
+      unnest(from_json($memberMessages, '["VARCHAR"]')) AS message_id
+  ),
   member_actors AS (
-    SELECT 'user' AS actor_kind, user_id AS actor_id, user_id FROM member_ids
-    UNION ALL
-    SELECT 'anon', anonymous_id, user_id FROM links WHERE user_id IN (SELECT user_id FROM member_ids)
+    SELECT unnest(from_json($actorKinds, '["VARCHAR"]')) AS actor_kind,
+      unnest(from_json($actorIds, '["VARCHAR"]')) AS actor_id, unnest(from_json($actorUsers, '["VARCHAR"]')) AS user_id
   )`;
+
+/** The parameters of MEMBER_ACTORS, from the rows of COMPANY_MEMBERS_SQL: JSON lists (an empty one has a type). */
+function memberActors(found: readonly Record<string, DuckDBValue>[]): Record<string, DuckDBValue> {
+  const joined = found.filter((r) => r.part === "member");
+  const members = joined.map((r) => String(r.user_id));
+  const anonymous = found.filter((r) => r.part === "anon");
+  const list = (items: readonly unknown[]) => JSON.stringify(items);
+  return {
+    memberIds: list(members),
+    // Microseconds since the epoch fit a double exactly until the year 2255.
+    memberAt: list(joined.map((r) => Number(r.at))),
+    memberMessages: list(joined.map((r) => String(r.message_id))),
+    actorKinds: list([...members.map(() => "user"), ...anonymous.map(() => "anon")]),
+    actorIds: list([...members, ...anonymous.map((r) => String(r.anonymous_id))]),
+    actorUsers: list([...members, ...anonymous.map((r) => String(r.user_id))]),
+  };
+}
 
 /**
  * Rows of an activity table attributed to company $id (its context.groupId, or none and an actor that
@@ -340,11 +379,9 @@ export async function companyProfile(
   id: string,
   today: number,
 ): Promise<CompanyProfile | null> {
-  const summaryRows = await rows(connection, COMPANY_SUMMARY_SQL, {
-    ws,
-    id,
-    since: today - 29,
-  });
+  // The members first: every later query takes them (and their anonymousIds) as parameters.
+  const actors = memberActors(await rows(connection, COMPANY_MEMBERS_SQL, { ws, id }));
+  const summaryRows = await rows(connection, COMPANY_SUMMARY_SQL, { ws, id, since: today - 29, ...actors });
   const first = summaryRows[0];
   if (!first) return null;
   const summary = toSummary(first);
@@ -366,12 +403,12 @@ export async function companyProfile(
        FROM actor_summary x JOIN member_actors a ON a.actor_kind = x.actor_kind AND a.actor_id = x.actor_id
        WHERE x.workspace_id = $ws GROUP BY a.user_id
      )
-     SELECT m.user_id, epoch_us(m.joined_at) AS at, m.message_id, epoch_us(s.last_ts) AS last,
+     SELECT m.user_id, m.at, m.message_id, epoch_us(s.last_ts) AS last,
        (SELECT value ->> '$' FROM user_traits u WHERE u.user_id = m.user_id AND u.key = 'email') AS email,
        (SELECT value ->> '$' FROM user_traits u WHERE u.user_id = m.user_id AND u.key = 'name') AS name
-     FROM members m LEFT JOIN last_seen s USING (user_id)
-     WHERE m.group_id = $id ORDER BY s.last_ts DESC NULLS LAST, m.user_id`,
-    { ws, id },
+     FROM member_ids m LEFT JOIN last_seen s USING (user_id)
+     ORDER BY s.last_ts DESC NULLS LAST, m.user_id`,
+    { ws, ...actors },
   );
   const recent = "AND x.day >= DATE '1970-01-01' + $since";
   const activity = await rows(
@@ -381,14 +418,14 @@ export async function companyProfile(
        SELECT day, events, coalesce(user_id, 'anon:' || actor_id) AS who
        FROM (${attributedTo("activity_days", "x.day, x.events", recent)})
      ) GROUP BY day ORDER BY day`,
-    { ws, id, since: today - 89 },
+    { ws, id, since: today - 89, ...actors },
   );
   const topEvents = await rows(
     connection,
     `WITH ${IDENTITY_CTES}, ${MEMBER_ACTORS}
      SELECT event, sum(events) AS count FROM (${attributedTo("event_days", "x.event, x.events", `${recent} AND x.type = 'track'`)})
      GROUP BY event ORDER BY count DESC, event LIMIT 10`,
-    { ws, id, since: today - 89 },
+    { ws, id, since: today - 89, ...actors },
   );
   return {
     ...summary,
