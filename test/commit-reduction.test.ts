@@ -1,7 +1,7 @@
 import path from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { describe, expect, it } from "vitest";
-import { DATABASE_FILE, type DuckDBEngine } from "../src/storage/duckdb/engine.js";
+import { DATABASE_FILE, DuckDBEngine } from "../src/storage/duckdb/engine.js";
 import type { StoredMessage } from "../src/storage/types.js";
 import { enginesClosedAfterEach, storedMessage } from "./helpers/engine.js";
 
@@ -240,5 +240,24 @@ describe("compaction beside the commits", () => {
     // Every user is active on both day parities within 20 days, as itself and as its anonymousId (the
     // 10:00 track on even days): actor × context rows are user/null, user/company, anon/company.
     expect(rows.actor_summary).toBe(600);
+  });
+
+  it("is stopped by close(), and the database it leaves answers as before", async () => {
+    seq = 0;
+    const all = [...history(0), ...history(1)];
+    const { engine, dataDir } = await engines.open({ idleCompactionMessages: 1_000_000 });
+    await engine.write(all);
+    const expected = await answers(engine);
+    const compaction = engine.compact().catch((err: unknown) => err);
+    await engines.close(engine);
+    // Settled, not left hanging: done, or refused because the engine closed.
+    await compaction;
+    const reopened = new DuckDBEngine({ dataDir, maxQueuedRows: 1000, maxCommitRows: 1000 });
+    await reopened.open();
+    try {
+      expect(await answers(reopened)).toEqual(expected);
+    } finally {
+      await reopened.close();
+    }
   });
 });

@@ -82,6 +82,8 @@ export class Compactor {
   /** Messages stored at the last full rewrite (or at start-up, taken as one). */
   private messagesAtFull = 0;
   private pendingWork: Pending = { ...NOTHING };
+  /** Set by interrupt(): the compaction running stops at its next statement, and none runs again. */
+  private cancelled = false;
 
   constructor(private readonly connection: DuckDBConnection) {}
 
@@ -150,17 +152,23 @@ export class Compactor {
     }
   }
 
-  /** Stops the statement running now, if any: the compaction fails and rolls back. */
+  /** Stops the compaction running now, if any, at once: it fails and rolls back. For shutting down. */
   interrupt(): void {
+    this.cancelled = true;
     this.connection.interrupt();
   }
 
   private rewrite(table: string, select: string, where: string): Promise<void> {
+    const run = async (sql: string) => {
+      // An interrupt between two statements would be lost: the next one would run as usual.
+      if (this.cancelled) throw new Error("compaction cancelled");
+      await this.connection.run(sql);
+    };
     return transaction(this.connection, async () => {
-      await this.connection.run(`CREATE OR REPLACE TEMP TABLE compacted AS ${select}`);
-      await this.connection.run(`DELETE FROM ${table} ${where}`);
-      await this.connection.run(`INSERT INTO ${table} SELECT * FROM compacted`);
-      await this.connection.run("DROP TABLE compacted");
+      await run(`CREATE OR REPLACE TEMP TABLE compacted AS ${select}`);
+      await run(`DELETE FROM ${table} ${where}`);
+      await run(`INSERT INTO ${table} SELECT * FROM compacted`);
+      await run("DROP TABLE compacted");
     });
   }
 }

@@ -181,6 +181,8 @@ export class GroupCommitWriter {
     while (this.compacting) await this.compacting;
     if (this.closed) return;
     const run = this.compactor.compact(all).catch((err: unknown) => {
+      // Stopped by close(): nothing failed.
+      if (this.closed) return;
       if (invalidates(err)) this.failed(err);
       this.onCommit?.({ rows: 0, stored: 0, ms: 0, error: err });
     });
