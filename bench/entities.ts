@@ -327,13 +327,20 @@ async function main(): Promise<void> {
       companiesUsers: () => naiveCompanies(c, ws, "users", since(30)),
       companiesEvents: () => naiveCompanies(c, ws, "events", since(30)),
     };
-    tables = (
-      await c.runAndReadAll(
-        `SELECT table_name, estimated_size FROM duckdb_tables() WHERE table_name IN
-           ('messages', 'identity_links', 'memberships', 'traits', 'actor_summary', 'activity_days', 'event_days')
-         ORDER BY estimated_size DESC`,
-      )
-    )
+    // Exact counts: duckdb_tables()' estimated_size still counts the rows that compaction deleted.
+    const names = [
+      "messages",
+      "event_days",
+      "activity_days",
+      "traits",
+      "actor_summary",
+      "memberships",
+      "identity_links",
+    ];
+    const counted = await c.runAndReadAll(
+      names.map((name) => `SELECT '${name}', count(*) FROM ${name}`).join(" UNION ALL "),
+    );
+    tables = counted
       .getRows()
       .map(([name, rows]) => `${String(name)} ${Number(rows).toLocaleString("en")}`)
       .join(", ");

@@ -33,7 +33,13 @@ interface Company {
 }
 
 interface CompanyProfile extends Company {
-  members: { userId: string; lastSeen: string | null; joinedBy: { messageId: string; at: string } }[];
+  members: {
+    userId: string;
+    email: string | null;
+    name: string | null;
+    lastSeen: string | null;
+    joinedBy: { messageId: string; at: string };
+  }[];
   activity: { day: string; events: number; users: number }[];
   topEvents: { event: string; count: number }[];
 }
@@ -380,5 +386,37 @@ describe("restart", () => {
     // Both activity events fall in the last 30 days (from 03-02 to 03-31).
     const rco = await company(t, "rco");
     expect([rco.users, rco.events, rco.firstSeen]).toEqual([1, 2, at("2026-03-10")]);
+  });
+});
+
+describe("company members", () => {
+  it("shows each member's email and name as its user profile does, traits of its anonymousIds included", async () => {
+    const t = await start();
+    // u7 is linked to a7 by i1 (03-01), which sets the email early@ and the name Seven. i2, sent as a7
+    // alone on 03-05, sets email late@ on the anonymousId: the latest email of u7 is late@. i3, older
+    // (02-20) but arriving last, sets name Old on u7 and loses to i1's Seven.
+    await sendBatch(t, [
+      {
+        type: "identify",
+        userId: "u7",
+        anonymousId: "a7",
+        traits: { email: "early@seven.test", name: "Seven" },
+        timestamp: at("2026-03-01"),
+        messageId: "i1",
+      },
+      { type: "group", userId: "u7", groupId: "co7", timestamp: at("2026-03-02"), messageId: "g1" },
+      {
+        type: "identify",
+        anonymousId: "a7",
+        traits: { email: "late@seven.test" },
+        timestamp: at("2026-03-05"),
+        messageId: "i2",
+      },
+      { type: "identify", userId: "u7", traits: { name: "Old" }, timestamp: at("2026-02-20"), messageId: "i3" },
+    ]);
+    const profile = await user(t, "u7");
+    expect([profile.email, profile.name]).toEqual(["late@seven.test", "Seven"]);
+    const co = await company(t, "co7");
+    expect(co.members.map((m) => [m.userId, m.email, m.name])).toEqual([["u7", "late@seven.test", "Seven"]]);
   });
 });

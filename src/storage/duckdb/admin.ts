@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import type { DeletionRequest, DeletionState } from "../types.js";
-import { linksFrom, traitsFrom } from "./commit-sql.js";
+import { ACTIVITY_TABLES, linksFrom, traitsFrom } from "./commit-sql.js";
 import { IDENTITY_CTES } from "./entities.js";
 
 /** Runs `fn` in one transaction on `connection`, rolling back if it throws; rethrows the first error. */
@@ -89,7 +89,7 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
   const [messages, events] = (counted.getRows()[0] ?? [0, 0]).map(Number) as [number, number];
   await connection.run(`DELETE FROM messages WHERE ${own}`, params);
   const actor = `((actor_kind = 'user' AND actor_id = $userId) OR (actor_kind = 'anon' AND actor_id IN ${anon}))`;
-  for (const table of ["activity_days", "event_days", "actor_summary", "memberships"]) {
+  for (const table of [...ACTIVITY_TABLES, "memberships"]) {
     await connection.run(`DELETE FROM ${table} WHERE workspace_id = $ws AND ${actor}`, params);
   }
   await connection.run(

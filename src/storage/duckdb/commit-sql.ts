@@ -153,6 +153,12 @@ function activityFrom(source: string): string {
     WHERE m.type IN ('track', 'page', 'screen') AND coalesce(m.user_id, m.anonymous_id) IS NOT NULL`;
 }
 
+/** The week (the reports' period index: weeks from Monday) of the local day in `day`. */
+export const WEEK_OF_DAY = "floor((day - DATE '1970-01-01' + 3) / 7)::INTEGER";
+
+/** The tables that activity messages fill, each keyed by actor (actor_kind, actor_id). */
+export const ACTIVITY_TABLES = ["activity_days", "activity_weeks", "event_days", "actor_summary"] as const;
+
 /**
  * The activity tables' rows for the messages of `source`, summed per key. The activity rows are
  * worked out once, into the (empty) temporary table `activity`, for the three tables.
@@ -168,6 +174,10 @@ export function activityTablesFrom(source: string, activity: string): string[] {
      SELECT workspace_id, actor_kind, actor_id, context_group_id, day, count(*), min(timestamp), max(timestamp)
      FROM ${activity} WHERE NOT system
      GROUP BY workspace_id, actor_kind, actor_id, context_group_id, day`,
+    `INSERT INTO activity_weeks
+     SELECT workspace_id, actor_kind, actor_id, context_group_id, ${WEEK_OF_DAY} AS week, count(*), min(timestamp), max(timestamp)
+     FROM ${activity} WHERE NOT system
+     GROUP BY workspace_id, actor_kind, actor_id, context_group_id, week`,
     `INSERT INTO actor_summary
      SELECT workspace_id, actor_kind, actor_id, context_group_id, count(*), min(timestamp), max(timestamp)
      FROM ${activity} WHERE NOT system

@@ -34,6 +34,11 @@ const SUMS = {
     aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
     order: `${ACTOR_ORDER}, day`,
   },
+  activity_weeks: {
+    key: "workspace_id, actor_kind, actor_id, context_group_id, week",
+    aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
+    order: `${ACTOR_ORDER}, week`,
+  },
   event_days: {
     key: "workspace_id, actor_kind, actor_id, context_group_id, day, type, event",
     aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
@@ -46,8 +51,16 @@ const SUMS = {
   },
 } as const;
 
-/** The day tables are rewritten only for the days that gained rows, unless the rewrite is a full one. */
-const DAY_TABLES = new Set(["activity_days", "event_days"]);
+/**
+ * The day and week tables are rewritten only for the days (or weeks) that gained rows, unless the
+ * rewrite is a full one: how each picks its rows of a range of day numbers.
+ */
+const RANGES: Record<string, (first: number, last: number) => string> = {
+  activity_days: (first, last) => `day BETWEEN DATE '1970-01-01' + ${first} AND DATE '1970-01-01' + ${last}`,
+  event_days: (first, last) => `day BETWEEN DATE '1970-01-01' + ${first} AND DATE '1970-01-01' + ${last}`,
+  // The weeks of those days, as WEEK_OF_DAY numbers them.
+  activity_weeks: (first, last) => `week BETWEEN ${Math.floor((first + 3) / 7)} AND ${Math.floor((last + 3) / 7)}`,
+};
 
 /** Messages committed after which the tables are compacted: a tenth of all messages, and at least this many. */
 const MIN_MESSAGES = 100_000;
@@ -130,10 +143,11 @@ export class Compactor {
       const hasDays = work.firstDay <= work.lastDay;
       for (const [table, { key, aggregates, order }] of Object.entries(SUMS)) {
         let where = "";
-        if (DAY_TABLES.has(table) && !full) {
+        const range = RANGES[table];
+        if (range && !full) {
           if (!hasDays) continue;
           // Spans can be long after a backfill; the day range keeps the rewrite to the rows it touched.
-          where = `WHERE day BETWEEN DATE '1970-01-01' + ${work.firstDay} AND DATE '1970-01-01' + ${work.lastDay}`;
+          where = `WHERE ${range(work.firstDay, work.lastDay)}`;
         }
         await this.rewrite(
           table,

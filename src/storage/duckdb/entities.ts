@@ -126,12 +126,17 @@ function memberActors(found: readonly Record<string, DuckDBValue>[]): Record<str
 /**
  * Rows of an activity table attributed to company $id (its context.groupId, or none and an actor that
  * resolves to a member), with the user each actor resolves to. Two disjoint branches, so that each
- * scan gets a filter it can push down. Needs IDENTITY_CTES and MEMBER_ACTORS.
+ * scan gets a filter it can push down. Needs IDENTITY_CTES and MEMBER_ACTORS. Without `users`, the
+ * rows of the company's own context.groupId are not resolved (user_id is NULL there): a sum or a
+ * time span does not need it, and resolving means joining each row to its link.
  */
-function attributedTo(table: string, columns: string, where: string): string {
+function attributedTo(table: string, columns: string, where: string, users = true): string {
+  const own = users
+    ? `SELECT CASE WHEN x.actor_kind = 'user' THEN x.actor_id ELSE l.user_id END AS user_id, x.actor_kind, x.actor_id, ${columns}
+    FROM ${table} x LEFT JOIN links l ON l.anonymous_id = CASE WHEN x.actor_kind = 'anon' THEN x.actor_id END`
+    : `SELECT NULL AS user_id, x.actor_kind, x.actor_id, ${columns} FROM ${table} x`;
   return `
-    SELECT CASE WHEN x.actor_kind = 'user' THEN x.actor_id ELSE l.user_id END AS user_id, x.actor_kind, x.actor_id, ${columns}
-    FROM ${table} x LEFT JOIN links l ON l.anonymous_id = CASE WHEN x.actor_kind = 'anon' THEN x.actor_id END
+    ${own}
     WHERE x.workspace_id = $ws AND x.context_group_id = $id ${where}
     UNION ALL
     SELECT a.user_id, x.actor_kind, x.actor_id, ${columns}
@@ -320,11 +325,11 @@ function companiesSql(filter: string): string {
 const COMPANY_SUMMARY_SQL = `WITH ${IDENTITY_CTES}, ${MEMBER_ACTORS},
     seen AS (
       SELECT min(first_ts) AS first_ts, max(last_ts) AS last_ts
-      FROM (${attributedTo("actor_summary", "x.first_ts, x.last_ts", "")})
+      FROM (${attributedTo("actor_summary", "x.first_ts, x.last_ts", "", false)})
     ),
     recent AS (
       SELECT sum(events) AS events
-      FROM (${attributedTo("activity_days", "x.events", "AND x.day >= DATE '1970-01-01' + $since")})
+      FROM (${attributedTo("activity_days", "x.events", "AND x.day >= DATE '1970-01-01' + $since", false)})
     ),
     company_traits AS (
       SELECT ${TRAITS_OBJECT} AS traits
@@ -388,25 +393,24 @@ export async function companyProfile(
   const { traitsSetBy } = await traitsOf(connection, ws, "entity_kind = 'company' AND entity_id = $id", { id });
   const members = await rows(
     connection,
-    `WITH ${IDENTITY_CTES}, ${MEMBER_ACTORS},
+    `WITH ${MEMBER_ACTORS},
+     -- Each member's latest email and name among the traits of the member and its anonymousIds, by
+     -- the order the user profile takes them in.
      user_traits AS (
-       SELECT a.user_id, t.key, t.value
-       FROM (${latestTraits(
-         `AND entity_kind IN ('user', 'anon') AND key IN ('email', 'name') AND EXISTS (
-           SELECT 1 FROM member_actors a WHERE a.actor_kind = traits.entity_kind AND a.actor_id = traits.entity_id)`,
-       )}) t
-       JOIN member_actors a ON a.actor_kind = t.entity_kind AND a.actor_id = t.entity_id
-       QUALIFY row_number() OVER (PARTITION BY a.user_id, t.key ORDER BY t.timestamp DESC, t.message_id DESC) = 1
+       SELECT a.user_id,
+         max_by(t.value ->> '$', (t.timestamp, t.received_at, t.message_id)) FILTER (WHERE t.key = 'email') AS email,
+         max_by(t.value ->> '$', (t.timestamp, t.received_at, t.message_id)) FILTER (WHERE t.key = 'name') AS name
+       FROM traits t JOIN member_actors a ON a.actor_kind = t.entity_kind AND a.actor_id = t.entity_id
+       WHERE t.workspace_id = $ws AND t.entity_kind IN ('user', 'anon') AND t.key IN ('email', 'name')
+       GROUP BY a.user_id
      ),
      last_seen AS (
        SELECT a.user_id, max(x.last_ts) AS last_ts
        FROM actor_summary x JOIN member_actors a ON a.actor_kind = x.actor_kind AND a.actor_id = x.actor_id
        WHERE x.workspace_id = $ws GROUP BY a.user_id
      )
-     SELECT m.user_id, m.at, m.message_id, epoch_us(s.last_ts) AS last,
-       (SELECT value ->> '$' FROM user_traits u WHERE u.user_id = m.user_id AND u.key = 'email') AS email,
-       (SELECT value ->> '$' FROM user_traits u WHERE u.user_id = m.user_id AND u.key = 'name') AS name
-     FROM member_ids m LEFT JOIN last_seen s USING (user_id)
+     SELECT m.user_id, m.at, m.message_id, epoch_us(s.last_ts) AS last, t.email, t.name
+     FROM member_ids m LEFT JOIN last_seen s USING (user_id) LEFT JOIN user_traits t USING (user_id)
      ORDER BY s.last_ts DESC NULLS LAST, m.user_id`,
     { ws, ...actors },
   );
@@ -423,7 +427,7 @@ export async function companyProfile(
   const topEvents = await rows(
     connection,
     `WITH ${IDENTITY_CTES}, ${MEMBER_ACTORS}
-     SELECT event, sum(events) AS count FROM (${attributedTo("event_days", "x.event, x.events", `${recent} AND x.type = 'track'`)})
+     SELECT event, sum(events) AS count FROM (${attributedTo("event_days", "x.event, x.events", `${recent} AND x.type = 'track'`, false)})
      GROUP BY event ORDER BY count DESC, event LIMIT 10`,
     { ws, id, since: today - 89, ...actors },
   );

@@ -180,6 +180,29 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       );
     `,
   },
+  {
+    version: 7,
+    description: "activity per actor and week",
+    sql: `
+      -- activity_days summed per week (Monday to Sunday, of the local days; week is the period index
+      -- the reports use, floor((day number + 3) / 7)): a quarter of the rows for weekly reports.
+      CREATE TABLE activity_weeks (
+        workspace_id VARCHAR NOT NULL,
+        actor_kind VARCHAR NOT NULL,
+        actor_id VARCHAR NOT NULL,
+        context_group_id VARCHAR,
+        week INTEGER NOT NULL,
+        events BIGINT NOT NULL,
+        first_ts TIMESTAMPTZ NOT NULL,
+        last_ts TIMESTAMPTZ NOT NULL
+      );
+      INSERT INTO activity_weeks
+      SELECT workspace_id, actor_kind, actor_id, context_group_id, floor((day - DATE '1970-01-01' + 3) / 7)::INTEGER AS week,
+        sum(events)::BIGINT, min(first_ts), max(last_ts)
+      FROM activity_days GROUP BY workspace_id, actor_kind, actor_id, context_group_id, week
+      ORDER BY workspace_id, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id, week;
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions applied now. */

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { activityTablesFrom } from "./commit-sql.js";
+import { ACTIVITY_TABLES, activityTablesFrom } from "./commit-sql.js";
 
 /**
  * Recomputes a workspace's activity tables from its stored messages, for new settings (stored in
@@ -7,7 +7,7 @@ import { activityTablesFrom } from "./commit-sql.js";
  * the workspace's messages at once.
  */
 export async function rebuildActivity(connection: DuckDBConnection, workspaceId: string): Promise<void> {
-  for (const table of ["activity_days", "event_days", "actor_summary"]) {
+  for (const table of ACTIVITY_TABLES) {
     await connection.run(`DELETE FROM ${table} WHERE workspace_id = $ws`, { ws: workspaceId });
   }
   await connection.run(`CREATE OR REPLACE TEMP TABLE rebuild_activity AS SELECT * FROM commit_activity LIMIT 0`);

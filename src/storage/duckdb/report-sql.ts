@@ -1,4 +1,4 @@
-import type { Interval } from "../../reports/periods.js";
+import { type Interval, periodFirstDay, periodIndex } from "../../reports/periods.js";
 import type { Scope } from "../../reports/plans.js";
 import { VISITOR_PREFIX } from "../../reports/visitors.js";
 import { IDENTITY_CTES } from "./entities.js";
@@ -104,6 +104,71 @@ export function activeActorsSql(): string {
       AND s.context_group_id IS NOT DISTINCT FROM x.context_group_id
     WHERE x.workspace_id = $ws AND x.day BETWEEN DATE '1970-01-01' + $from AND DATE '1970-01-01' + $to
   )`;
+}
+
+/** Inclusive ranges of day numbers. */
+export type DayRanges = readonly (readonly [number, number])[];
+
+/**
+ * Day ranges as the whole weeks they hold (as week numbers) and the days left at their edges, for
+ * reading activity_weeks where a week lies wholly within the range, and activity_days elsewhere.
+ */
+export function weekCover(ranges: DayRanges): { weeks: [number, number][]; days: [number, number][] } {
+  const weeks: [number, number][] = [];
+  const days: [number, number][] = [];
+  for (const [lo, hi] of ranges) {
+    if (lo > hi) continue;
+    // The first week starting on or after lo, and the last ending on or before hi.
+    const first = periodIndex(lo, "week") + (periodFirstDay(periodIndex(lo, "week"), "week") < lo ? 1 : 0);
+    const last = periodIndex(hi, "week") - (periodFirstDay(periodIndex(hi, "week") + 1, "week") - 1 > hi ? 1 : 0);
+    if (first > last) {
+      days.push([lo, hi]);
+      continue;
+    }
+    weeks.push([first, last]);
+    if (lo < periodFirstDay(first, "week")) days.push([lo, periodFirstDay(first, "week") - 1]);
+    if (periodFirstDay(last + 1, "week") <= hi) days.push([periodFirstDay(last + 1, "week"), hi]);
+  }
+  return { weeks, days };
+}
+
+/**
+ * `entity` and `p` for each activity row on the days of `ranges`, `p` being the row's period: the
+ * entities active in each period, counting those days only. Rows repeat; callers count distinct.
+ * Weekly periods read whole weeks from activity_weeks, a quarter of the rows of activity_days.
+ */
+export function activePeriodRows(scope: Scope, interval: Interval, ranges: DayRanges): string {
+  const within = (column: string, spans: DayRanges, literal: (n: number) => string) =>
+    `AND (${spans.map(([lo, hi]) => `${column} BETWEEN ${literal(lo)} AND ${literal(hi)}`).join(" OR ")})`;
+  const asDate = (n: number) => `DATE '1970-01-01' + ${Math.trunc(n)}`;
+  const parts: string[] = [];
+  let dayRanges: DayRanges = ranges.filter(([lo, hi]) => lo <= hi);
+  if (interval === "week") {
+    const { weeks, days } = weekCover(ranges);
+    if (weeks.length > 0) {
+      parts.push(
+        entityRows(
+          scope,
+          "activity_weeks",
+          "x.week AS p",
+          within("x.week", weeks, (n) => String(Math.trunc(n))),
+        ),
+      );
+    }
+    dayRanges = days;
+  }
+  if (dayRanges.length > 0) {
+    parts.push(
+      entityRows(
+        scope,
+        "activity_days",
+        `${periodSql(interval, dayNumber("x.day"))} AS p`,
+        within("x.day", dayRanges, asDate),
+      ),
+    );
+  }
+  if (parts.length === 0) return "SELECT NULL::VARCHAR AS entity, NULL::INTEGER AS p WHERE false";
+  return parts.map((part) => `SELECT entity, p FROM (${part})`).join(" UNION ALL ");
 }
 
 /** Each entity's first activity over all data, as a timestamp and as a local day number. */

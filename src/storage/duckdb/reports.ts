@@ -26,6 +26,7 @@ import { VISITOR_PREFIX } from "../../reports/visitors.js";
 import { wrap } from "../errors.js";
 import {
   activeActorsSql,
+  activePeriodRows,
   dayNumber,
   entityRows,
   firstEventSql,
@@ -76,8 +77,8 @@ export class DuckDBReports implements ReportEngine {
     if (!plan.rolling) {
       const found = await this.rows(
         `WITH ${IDENTITY_CTES}
-         SELECT ${periodSql(plan.interval, "day")} AS period, count(DISTINCT entity) AS count
-         FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$from", "$to")}`)})
+         SELECT p AS period, count(DISTINCT entity) AS count
+         FROM (${activePeriodRows(plan, plan.interval, [[plan.from, plan.to]])})
          GROUP BY period ORDER BY period`,
         params,
       );
@@ -148,13 +149,14 @@ export class DuckDBReports implements ReportEngine {
   async retention(plan: RetentionPlan): Promise<RetentionRow[]> {
     const p = (day: string) => periodSql(plan.period, day);
     const cohorts = plan.startEvent === undefined ? firstSeenSql(plan) : firstEventSql(plan);
+    // (entity, p): each entity's periods with a return.
     const returns =
       plan.returnEvent === undefined
-        ? entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$from", "$to")}`)
+        ? activePeriodRows(plan, plan.period, [[plan.from, plan.to]])
         : entityRows(
             plan,
             "event_days",
-            `${DAY} AS day`,
+            `${p(DAY)} AS p`,
             `AND ${dayBetween("$from", "$to")} AND x.type = 'track' AND x.event = $returnEvent`,
           );
     const firstCohort = periodIndex(plan.from, plan.period) + (isPeriodStart(plan.from, plan) ? 0 : 1);
@@ -182,7 +184,7 @@ export class DuckDBReports implements ReportEngine {
       ),
       back AS (
         SELECT r.entity, c.cohort, r.p - c.cohort AS k
-        FROM (SELECT DISTINCT entity, ${p("day")} AS p FROM (${returns})) r JOIN cohort c USING (entity)
+        FROM (SELECT DISTINCT entity, p FROM (${returns})) r JOIN cohort c USING (entity)
         WHERE r.p - c.cohort >= 1
       )
       SELECT cohort, 0 AS k, count(*) AS n FROM cohort GROUP BY cohort
@@ -398,8 +400,12 @@ export class DuckDBReports implements ReportEngine {
     const last = periodIndex(plan.to, plan.period);
     const found = await this.rows(
       `WITH ${IDENTITY_CTES},
+       -- The period before the first, whole, then the days of [from, to].
        act AS MATERIALIZED (
-         SELECT DISTINCT entity, ${p("day")} AS p FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$prevStart", "$to")} AND NOT (${DAY} >= $firstStart AND ${DAY} < $from)`)})
+         SELECT DISTINCT entity, p FROM (${activePeriodRows(plan, plan.period, [
+           [periodFirstDay(first - 1, plan.period), periodFirstDay(first, plan.period) - 1],
+           [plan.from, plan.to],
+         ])})
        ),
        fs AS (SELECT entity, first_day, ${p("first_day")} AS fp FROM (${firstSeenSql(plan)})),
        -- Per period: the active entities, those also active in the one before (returning), and

@@ -1,0 +1,46 @@
+import { DuckDBInstance } from "@duckdb/node-api";
+import { describe, expect, it } from "vitest";
+import { MIGRATIONS, migrate } from "../src/storage/duckdb/migrations.js";
+
+/** A database made by an earlier release, at schema version 6, migrated by this one. */
+describe("migrations", () => {
+  it("fills activity_weeks from the activity_days that an earlier version stored", async () => {
+    const instance = await DuckDBInstance.create(":memory:");
+    const connection = await instance.connect();
+    try {
+      await connection.run("SET TimeZone = 'UTC'");
+      await connection.run(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)",
+      );
+      for (const m of MIGRATIONS.filter((m) => m.version <= 6)) {
+        await connection.run(m.sql);
+        await connection.run("INSERT INTO schema_migrations VALUES ($1, $2, now())", [m.version, m.description]);
+      }
+      // u1: Monday 03-02 (2 events), Sunday 03-08 (1), Monday 03-09 (4); a1 with context acme on
+      // Wednesday 03-04 (1). Weeks run Monday to Sunday: u1 has 3 events in the week of 03-02, 4 in the
+      // week of 03-09; a1 has 1 in the week of 03-02.
+      await connection.run(`
+        INSERT INTO activity_days VALUES
+          ('ws', 'user', 'u1', NULL, DATE '2026-03-02', 2, TIMESTAMPTZ '2026-03-02 09:00:00Z', TIMESTAMPTZ '2026-03-02 17:00:00Z'),
+          ('ws', 'user', 'u1', NULL, DATE '2026-03-08', 1, TIMESTAMPTZ '2026-03-08 12:00:00Z', TIMESTAMPTZ '2026-03-08 12:00:00Z'),
+          ('ws', 'user', 'u1', NULL, DATE '2026-03-09', 4, TIMESTAMPTZ '2026-03-09 08:00:00Z', TIMESTAMPTZ '2026-03-09 20:00:00Z'),
+          ('ws', 'anon', 'a1', 'acme', DATE '2026-03-04', 1, TIMESTAMPTZ '2026-03-04 10:00:00Z', TIMESTAMPTZ '2026-03-04 10:00:00Z')`);
+      expect(await migrate(connection)).toEqual(MIGRATIONS.filter((m) => m.version > 6).map((m) => m.version));
+      const rows = (
+        await connection.runAndReadAll(
+          `SELECT actor_id, context_group_id, strftime(DATE '1970-01-01' + week * 7 - 3, '%Y-%m-%d') AS monday, events,
+             strftime(first_ts, '%m-%d %H:%M'), strftime(last_ts, '%m-%d %H:%M')
+           FROM activity_weeks ORDER BY actor_id, week`,
+        )
+      ).getRows();
+      expect(rows).toEqual([
+        ["a1", "acme", "2026-03-02", 1n, "03-04 10:00", "03-04 10:00"],
+        ["u1", null, "2026-03-02", 3n, "03-02 09:00", "03-08 12:00"],
+        ["u1", null, "2026-03-09", 4n, "03-09 08:00", "03-09 20:00"],
+      ]);
+    } finally {
+      connection.closeSync();
+      instance.closeSync();
+    }
+  });
+});
