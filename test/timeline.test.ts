@@ -102,8 +102,8 @@ describe("timelines read from a bound", () => {
     await engines.close(engine);
     const instance = await DuckDBInstance.create(path.join(dataDir, DATABASE_FILE), { access_mode: "READ_ONLY" });
     const connection = await instance.connect();
-    const bound = async (query: EventQuery): Promise<string | null> => {
-      const sql = timelineBoundQuery(query);
+    const bound = async (query: EventQuery, anonymousIds?: string[]): Promise<string | null> => {
+      const sql = timelineBoundQuery(query, anonymousIds);
       if (sql === null) return "none";
       const found = (await connection.runAndReadAll(sql.sql, sql.params)).getRows()[0]?.[0];
       return found === null || found === undefined ? null : new Date(Number(found) / 1000).toISOString();
@@ -118,6 +118,11 @@ describe("timelines read from a bound", () => {
       // 21 activity events in all (20 tracks and a1's page): 21 fit, 22 do not, and there is no bound.
       expect(await bound({ workspaceId: WS, userId: "u1", limit: 21 })).toBe("2026-03-01T09:00:00.000Z");
       expect(await bound({ workspaceId: WS, userId: "u1", limit: 22 })).toBeNull();
+      // The same with u1's anonymousIds given as a list, as the engine does; without a1, 20 events.
+      expect(await bound({ workspaceId: WS, userId: "u1", limit: 21 }, ["a1"])).toBe("2026-03-01T09:00:00.000Z");
+      expect(await bound({ workspaceId: WS, userId: "u1", limit: 5 }, ["a1"])).toBe("2026-03-08T10:00:00.000Z");
+      expect(await bound({ workspaceId: WS, userId: "u1", limit: 20 }, [])).toBe("2026-03-01T10:00:00.000Z");
+      expect(await bound({ workspaceId: WS, userId: "u1", limit: 21 }, [])).toBeNull();
       // acme: u1's rows (2 a day) and u2's on 03-07 (10:30) and 03-03. Three events: 03-10 (2) and
       // 03-09 (2) hold four, starting 03-09 10:00.
       expect(await bound({ workspaceId: WS, companyId: "acme", limit: 3 })).toBe("2026-03-09T10:00:00.000Z");

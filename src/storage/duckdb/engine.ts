@@ -27,7 +27,13 @@ import type {
 import { copyDatabase, eraseUser, readDeletionRequests, transaction } from "./admin.js";
 import { companyProfile, listCompanies, userProfile } from "./entities.js";
 import { migrate } from "./migrations.js";
-import { eventsQuery, timelineBoundQuery, toEventRecord } from "./queries.js";
+import {
+  eventsQuery,
+  type TimelineHints,
+  timelineBoundQuery,
+  toEventRecord,
+  USER_ANONYMOUS_IDS_SQL,
+} from "./queries.js";
 import { rebuildActivity } from "./rebuild.js";
 import { DuckDBReports } from "./reports.js";
 import { deleteExpired, dropWorkspaceFromSessions, insertSession, readSessions } from "./sessions.js";
@@ -245,13 +251,24 @@ export class DuckDBEngine implements StorageEngine {
 
   readEvents(query: EventQuery): Promise<EventRecord[]> {
     return wrap("read events", async () => {
-      const bound = timelineBoundQuery(query);
-      let since: bigint | null = null;
+      const hints: TimelineHints = {};
+      if (query.userId !== undefined) {
+        // Fetched once, then given to both queries as constants: DuckDB skips the activity rows of
+        // other actors by their statistics, which it cannot do for a subquery.
+        const linked = await this.connection().runAndReadAll(USER_ANONYMOUS_IDS_SQL, {
+          ws: query.workspaceId,
+          userId: query.userId,
+        });
+        const ids = linked.getRows().map((row) => String(row[0]));
+        // A NUL cannot be written in a SQL literal; such ids keep the subquery.
+        if (!ids.some((id) => id.includes("\0"))) hints.userAnonymousIds = ids;
+      }
+      const bound = timelineBoundQuery(query, hints.userAnonymousIds);
       if (bound !== null) {
         const found = (await this.connection().runAndReadAll(bound.sql, bound.params)).getRows()[0]?.[0];
-        if (typeof found === "bigint") since = found;
+        if (typeof found === "bigint") hints.since = found;
       }
-      const { sql, params } = eventsQuery(query, since);
+      const { sql, params } = eventsQuery(query, hints);
       const result = await this.connection().runAndReadAll(sql, params);
       return result.getRowObjects().map(toEventRecord);
     });

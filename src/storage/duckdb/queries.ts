@@ -14,10 +14,31 @@ const ORDER = "ORDER BY timestamp DESC, message_id DESC";
  * rows that pass, where a disjunction would make it read them for every row. Each branch keeps its own
  * ORDER BY and LIMIT, so that its scan still gets the top-N's dynamic filter on timestamp.
  */
+/** What the engine may know before it reads a timeline, to read less. */
+export interface TimelineHints {
+  /** From timelineBoundQuery: the page lies at or after this instant (µs since the epoch). */
+  since?: bigint | null;
+  /** The anonymousIds linked to query.userId (see userAnonymousIdsQuery), instead of working them out. */
+  userAnonymousIds?: readonly string[];
+}
+
+/** A list of strings as SQL literals: a constant IN list, which DuckDB checks against each row group's statistics. */
+function literals(values: readonly string[]): string {
+  return values.map((v) => `'${v.replaceAll("'", "''")}'`).join(", ");
+}
+
+/** The anonymousIds whose first link is to $userId. */
+export const USER_ANONYMOUS_IDS_SQL = `WITH ${IDENTITY_CTES} SELECT anonymous_id FROM links WHERE user_id = $userId`;
+
+/** `column` is one of `ids`; an empty list matches nothing. */
+const inList = (column: string, ids: readonly string[]) =>
+  ids.length === 0 ? "false" : `${column} IN (${literals(ids)})`;
+
 export function eventsQuery(
   query: EventQuery,
-  since: bigint | null = null,
+  hints: TimelineHints = {},
 ): { sql: string; params: Record<string, DuckDBValue> } {
+  const since = hints.since ?? null;
   const params: Record<string, DuckDBValue> = { ws: query.workspaceId, limit: query.limit };
   const where = ["workspace_id = $ws"];
   if (since !== null) {
@@ -40,7 +61,12 @@ export function eventsQuery(
     // A message with a userId is that user's; one with only an anonymousId is the linked user's.
     oneOf([
       ["user_id = $userId"],
-      ["user_id IS NULL", "anonymous_id IN (SELECT anonymous_id FROM links WHERE user_id = $userId)"],
+      [
+        "user_id IS NULL",
+        hints.userAnonymousIds === undefined
+          ? "anonymous_id IN (SELECT anonymous_id FROM links WHERE user_id = $userId)"
+          : inList("anonymous_id", hints.userAnonymousIds),
+      ],
     ]);
     params.userId = query.userId;
   }
@@ -114,7 +140,10 @@ export function eventsQuery(
  * Messages arrive roughly in time order, so the messages table is in time order too, and a scan with
  * the bound reads only the row groups of the page's time span instead of the whole table.
  */
-export function timelineBoundQuery(query: EventQuery): { sql: string; params: Record<string, DuckDBValue> } | null {
+export function timelineBoundQuery(
+  query: EventQuery,
+  userAnonymousIds?: readonly string[],
+): { sql: string; params: Record<string, DuckDBValue> } | null {
   const narrowed = [query.type, query.anonymousId, query.groupId, query.event, query.messageId];
   if (narrowed.some((filter) => filter !== undefined)) return null;
   const params: Record<string, DuckDBValue> = { ws: query.workspaceId, limit: query.limit };
@@ -128,7 +157,11 @@ export function timelineBoundQuery(query: EventQuery): { sql: string; params: Re
       WHERE x.workspace_id = $ws AND x.actor_kind = 'user' AND x.actor_id = $userId
       UNION ALL
       SELECT ${columns} FROM activity_days x
-      WHERE x.workspace_id = $ws AND x.actor_kind = 'anon' AND x.actor_id IN (SELECT anonymous_id FROM links WHERE user_id = $userId)`;
+      WHERE x.workspace_id = $ws AND x.actor_kind = 'anon' AND ${
+        userAnonymousIds === undefined
+          ? "x.actor_id IN (SELECT anonymous_id FROM links WHERE user_id = $userId)"
+          : inList("x.actor_id", userAnonymousIds)
+      }`;
   } else if (query.companyId !== undefined && query.userId === undefined) {
     params.companyId = query.companyId;
     // Activity attributed to the company, as in eventsQuery: its context.groupId, or a member's without one.
