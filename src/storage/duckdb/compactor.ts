@@ -15,8 +15,8 @@ const WINNERS = {
  * Tables summed per key: the key columns and the aggregates, in the table's column order, then the
  * order the rows are written in.
  *
- * The actor tables are written actor by actor (then company, then day), first the rows without a
- * context.groupId, then those with one. An actor's rows then sit in a few row groups, whose min/max
+ * The actor tables (event_days aside, see there) are written actor by actor (then company, then
+ * day), first the rows without a context.groupId, then those with one. An actor's rows then sit in a few row groups, whose min/max
  * statistics let a scan for a handful of actors skip the rest (a user's activity_days rows take 2 ms
  * to find on 10M events instead of 28), and a scan for one company's context.groupId skips the rows
  * that have none. Sorted, the actor ids also compress into runs, and a distinct count over them takes
@@ -39,10 +39,12 @@ const SUMS = {
     aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
     order: `${ACTOR_ORDER}, week`,
   },
+  // Read event by event (feature adoption, a retention's start or return event, a company's top
+  // events): in event order, a scan for one event reads its own row groups only (9 ms instead of 50).
   event_days: {
     key: "workspace_id, actor_kind, actor_id, context_group_id, day, type, event",
     aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
-    order: `${ACTOR_ORDER}, day, type, event`,
+    order: "workspace_id, type, event, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id, day",
   },
   workspace_counters: {
     key: "workspace_id",
