@@ -4,7 +4,7 @@ import { MIGRATIONS, migrate } from "../src/storage/duckdb/migrations.js";
 
 /** A database made by an earlier release, at schema version 6, migrated by this one. */
 describe("migrations", () => {
-  it("fills activity_weeks from the activity_days that an earlier version stored", async () => {
+  it("fills activity_weeks and track_events from what an earlier version stored", async () => {
     const instance = await DuckDBInstance.create(":memory:");
     const connection = await instance.connect();
     try {
@@ -25,7 +25,24 @@ describe("migrations", () => {
           ('ws', 'user', 'u1', NULL, DATE '2026-03-08', 1, TIMESTAMPTZ '2026-03-08 12:00:00Z', TIMESTAMPTZ '2026-03-08 12:00:00Z'),
           ('ws', 'user', 'u1', NULL, DATE '2026-03-09', 4, TIMESTAMPTZ '2026-03-09 08:00:00Z', TIMESTAMPTZ '2026-03-09 20:00:00Z'),
           ('ws', 'anon', 'a1', 'acme', DATE '2026-03-04', 1, TIMESTAMPTZ '2026-03-04 10:00:00Z', TIMESTAMPTZ '2026-03-04 10:00:00Z')`);
+      // Messages: two track calls, a page and an identify; only the track calls are track events.
+      await connection.run(`
+        INSERT INTO messages (workspace_id, message_id, type, event, name, user_id, anonymous_id, context_group_id, timestamp, received_at)
+        VALUES
+          ('ws', 'm1', 'track', 'Opened', NULL, 'u1', NULL, 'acme', TIMESTAMPTZ '2026-03-02 09:00:00Z', TIMESTAMPTZ '2026-03-02 09:00:01Z'),
+          ('ws', 'm2', 'page', NULL, 'Home', 'u1', NULL, NULL, TIMESTAMPTZ '2026-03-02 09:05:00Z', TIMESTAMPTZ '2026-03-02 09:05:01Z'),
+          ('ws', 'm3', 'identify', NULL, NULL, 'u1', 'a1', NULL, TIMESTAMPTZ '2026-03-02 09:06:00Z', TIMESTAMPTZ '2026-03-02 09:06:01Z'),
+          ('ws', 'm4', 'track', 'Saved', NULL, NULL, 'a1', NULL, TIMESTAMPTZ '2026-03-01 08:00:00Z', TIMESTAMPTZ '2026-03-02 09:07:01Z')`);
       expect(await migrate(connection)).toEqual(MIGRATIONS.filter((m) => m.version > 6).map((m) => m.version));
+      const tracks = (
+        await connection.runAndReadAll(
+          "SELECT message_id, type, event, user_id, anonymous_id, context_group_id FROM track_events ORDER BY message_id",
+        )
+      ).getRows();
+      expect(tracks).toEqual([
+        ["m1", "track", "Opened", "u1", null, "acme"],
+        ["m4", "track", "Saved", null, "a1", null],
+      ]);
       const rows = (
         await connection.runAndReadAll(
           `SELECT actor_id, context_group_id, strftime(DATE '1970-01-01' + week * 7 - 3, '%Y-%m-%d') AS monday, events,

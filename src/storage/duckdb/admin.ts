@@ -88,6 +88,7 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
   );
   const [messages, events] = (counted.getRows()[0] ?? [0, 0]).map(Number) as [number, number];
   await connection.run(`DELETE FROM messages WHERE ${own}`, params);
+  await connection.run(`DELETE FROM track_events WHERE ${own}`, params);
   const actor = `((actor_kind = 'user' AND actor_id = $userId) OR (actor_kind = 'anon' AND actor_id IN ${anon}))`;
   for (const table of [...ACTIVITY_TABLES, "memberships"]) {
     await connection.run(`DELETE FROM ${table} WHERE workspace_id = $ws AND ${actor}`, params);

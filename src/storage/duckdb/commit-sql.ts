@@ -191,6 +191,14 @@ export interface CommitShape {
   groups: boolean;
   identifies: boolean;
   activity: boolean;
+  tracks: boolean;
+}
+
+/** Track calls of `source` as rows of track_events. */
+export function trackEventsFrom(source: string): string {
+  return `INSERT INTO track_events
+  SELECT workspace_id, type, event, user_id, anonymous_id, context_group_id, timestamp, message_id
+  FROM ${source} WHERE type = 'track' AND event IS NOT NULL`;
 }
 
 /** Every statement a commit may run after loading `commit_rows`, each prepared once. */
@@ -201,6 +209,7 @@ export const COMMIT_STATEMENTS = {
   memberships: membershipsFrom("commit_rows"),
   traits: traitsFrom("commit_rows"),
   activity: activityTablesFrom("commit_rows", "commit_activity"),
+  tracks: trackEventsFrom("commit_rows"),
   clear: ["DELETE FROM commit_activity", "DELETE FROM commit_rows"],
 } as const;
 
@@ -211,6 +220,7 @@ export function commitSteps(shape: CommitShape): string[] {
   if (shape.groups) steps.push(COMMIT_STATEMENTS.memberships);
   if (shape.groups || shape.identifies) steps.push(COMMIT_STATEMENTS.traits);
   if (shape.activity) steps.push(...COMMIT_STATEMENTS.activity);
+  if (shape.tracks) steps.push(COMMIT_STATEMENTS.tracks);
   steps.push(...COMMIT_STATEMENTS.clear);
   return steps;
 }

@@ -88,8 +88,8 @@ const NOTHING: Pending = { messages: 0, firstDay: Number.POSITIVE_INFINITY, last
  * GroupCommitWriter.withoutCompaction.)
  *
  * A compaction rewrites the days that gained rows, written in key order after the rest; once the
- * messages since the last full rewrite outnumber those before it, the day tables are rewritten
- * whole, so that each is one ordered run again. Each row is rewritten whole about log2(growth)
+ * messages since the last full rewrite outnumber those before it, the day tables and track_events
+ * are rewritten whole, so that each is one ordered run again. Each row is rewritten whole about log2(growth)
  * times in all.
  */
 export class Compactor {
@@ -157,7 +157,11 @@ export class Compactor {
           where,
         );
       }
-      if (full) this.messagesAtFull = messagesNow;
+      if (full) {
+        // Appended in the order the messages arrive; rewritten in event order only when whole.
+        await this.rewrite("track_events", "SELECT * FROM track_events ORDER BY workspace_id, event, timestamp", "");
+        this.messagesAtFull = messagesNow;
+      }
     } catch (err) {
       this.pendingWork = {
         messages: this.pendingWork.messages + work.messages,

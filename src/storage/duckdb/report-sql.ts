@@ -53,9 +53,10 @@ export function entityRows(scope: Scope, table: string, columns: string, where =
 }
 
 /**
- * Raw track messages as the report's entities, with the same rules as entityRows: a message's own
- * userId, else the user of its anonymousId; at company level its context.groupId, else the user's
- * companies. Columns are taken from `messages` as `x`.
+ * Track calls as the report's entities, with the same rules as entityRows: a message's own userId,
+ * else the user of its anonymousId; at company level its context.groupId, else the user's
+ * companies. Columns are taken from `track_events` (the columns of `messages` that these reports
+ * read, for track calls only, in event order) as `x`.
  */
 export function messageRows(scope: Scope, columns: string, where: string): string {
   const user = "coalesce(x.user_id, l.user_id)";
@@ -65,14 +66,14 @@ export function messageRows(scope: Scope, columns: string, where: string): strin
     const visitor = scope.includeAnonymous ? `'${VISITOR_PREFIX}' || x.anonymous_id` : "NULL";
     return `SELECT * FROM (
       SELECT coalesce(${user}, ${visitor}) AS entity, ${columns}
-      FROM messages x ${join} WHERE x.workspace_id = $ws ${where}
+      FROM track_events x ${join} WHERE x.workspace_id = $ws ${where}
     ) WHERE entity IS NOT NULL`;
   }
   return `
-    SELECT x.context_group_id AS entity, ${columns} FROM messages x
+    SELECT x.context_group_id AS entity, ${columns} FROM track_events x
     WHERE x.workspace_id = $ws AND x.context_group_id IS NOT NULL ${where}
     UNION ALL
-    SELECT m.group_id AS entity, ${columns} FROM messages x ${join} JOIN members m ON m.user_id = ${user}
+    SELECT m.group_id AS entity, ${columns} FROM track_events x ${join} JOIN members m ON m.user_id = ${user}
     WHERE x.workspace_id = $ws AND x.context_group_id IS NULL ${where}`;
 }
 

@@ -263,7 +263,7 @@ export class GroupCommitWriter {
     const outcomes: WriteOutcome[][] = [];
     const counts = new Map<string, { w: string; m: number; e: number; d: number }>();
     const stored: (StoredMessage & { hash?: MessageHash })[] = [];
-    const shape: CommitShape = { links: false, groups: false, identifies: false, activity: false };
+    const shape: CommitShape = { links: false, groups: false, identifies: false, activity: false, tracks: false };
     let first = Number.POSITIVE_INFINITY;
     let last = Number.NEGATIVE_INFINITY;
     for (const job of jobs) {
@@ -294,6 +294,7 @@ export class GroupCommitWriter {
         }
         if (row.userId !== null && (row.anonymousId !== null || row.type === "alias")) shape.links = true;
         if (row.type === "group") shape.groups = true;
+        if (row.type === "track") shape.tracks = true;
         if (row.type === "identify") shape.identifies = true;
       }
       outcomes.push(out);
