@@ -41,10 +41,12 @@ const SUMS = {
   },
   // Read event by event (feature adoption, a retention's start or return event, a company's top
   // events): in event order, a scan for one event reads its own row groups only (9 ms instead of 50).
+  // The rows without a context.groupId come first, as in the other tables, so that a company's own
+  // rows are looked for among the others only.
   event_days: {
     key: "workspace_id, actor_kind, actor_id, context_group_id, day, type, event",
     aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
-    order: "workspace_id, type, event, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id, day",
+    order: "workspace_id, context_group_id IS NOT NULL, type, event, actor_kind, actor_id, context_group_id, day",
   },
   workspace_counters: {
     key: "workspace_id",
