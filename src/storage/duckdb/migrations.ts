@@ -185,7 +185,7 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
     description: "activity per actor and week",
     sql: `
       -- activity_days summed per week (Monday to Sunday, of the local days; week is the period index
-      -- the reports use, floor((day number + 3) / 7)): a quarter of the rows for weekly reports.
+      -- the reports use, floor((day number + 3) / 7)): fewer rows for weekly reports.
       CREATE TABLE activity_weeks (
         workspace_id VARCHAR NOT NULL,
         actor_kind VARCHAR NOT NULL,

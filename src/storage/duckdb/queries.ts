@@ -5,20 +5,11 @@ import { IDENTITY_CTES } from "./entities.js";
 const ACTIVITY = "type IN ('track', 'page', 'screen')";
 const ORDER = "ORDER BY timestamp DESC, message_id DESC";
 
-/**
- * SQL and named parameters for `GET /api/v1/events`, newest first.
- *
- * A filter that is a disjunction across columns or subqueries (a user's messages, or those sent under
- * the anonymousIds linked to it) is split into disjoint alternatives, each a branch of a UNION ALL:
- * DuckDB pushes a branch's simple filters into its scan and reads the wide JSON columns only for the
- * rows that pass, where a disjunction would make it read them for every row. Each branch keeps its own
- * ORDER BY and LIMIT, so that its scan still gets the top-N's dynamic filter on timestamp.
- */
 /** What the engine may know before it reads a timeline, to read less. */
 export interface TimelineHints {
   /** From timelineBoundQuery: the page lies at or after this instant (µs since the epoch). */
   since?: bigint | null;
-  /** The anonymousIds linked to query.userId (see userAnonymousIdsQuery), instead of working them out. */
+  /** The anonymousIds linked to query.userId (from USER_ANONYMOUS_IDS_SQL), instead of working them out. */
   userAnonymousIds?: readonly string[];
 }
 
@@ -30,10 +21,22 @@ function literals(values: readonly string[]): string {
 /** The anonymousIds whose first link is to $userId. */
 export const USER_ANONYMOUS_IDS_SQL = `WITH ${IDENTITY_CTES} SELECT anonymous_id FROM links WHERE user_id = $userId`;
 
+/** A cursor's timestamp in microseconds since the epoch, as the queries bind it. */
+const cursorMicros = (after: NonNullable<EventQuery["after"]>) => BigInt(Math.round(after.timestamp * 1000));
+
 /** `column` is one of `ids`; an empty list matches nothing. */
 const inList = (column: string, ids: readonly string[]) =>
   ids.length === 0 ? "false" : `${column} IN (${literals(ids)})`;
 
+/**
+ * SQL and named parameters for `GET /api/v1/events`, newest first.
+ *
+ * A filter that is a disjunction across columns or subqueries (a user's messages, or those sent under
+ * the anonymousIds linked to it) is split into disjoint alternatives, each a branch of a UNION ALL:
+ * DuckDB pushes a branch's simple filters into its scan and reads the wide JSON columns only for the
+ * rows that pass, where a disjunction would make it read them for every row. Each branch keeps its own
+ * ORDER BY and LIMIT, so that its scan still gets the top-N's dynamic filter on timestamp.
+ */
 export function eventsQuery(
   query: EventQuery,
   hints: TimelineHints = {},
@@ -108,7 +111,7 @@ export function eventsQuery(
     where.push(
       "(timestamp < make_timestamp($afterTs::BIGINT)::TIMESTAMPTZ OR (timestamp = make_timestamp($afterTs::BIGINT)::TIMESTAMPTZ AND message_id < $afterId))",
     );
-    params.afterTs = BigInt(Math.round(query.after.timestamp * 1000));
+    params.afterTs = cursorMicros(query.after);
     params.afterId = query.after.messageId;
   }
   const source =
@@ -182,7 +185,7 @@ export function timelineBoundQuery(
   if (query.after) {
     // Only rows wholly older than the cursor: every message of theirs is on a later page than it.
     older = "WHERE last_ts < make_timestamp($afterTs::BIGINT)::TIMESTAMPTZ";
-    params.afterTs = BigInt(Math.round(query.after.timestamp * 1000));
+    params.afterTs = cursorMicros(query.after);
   }
   const sql = `WITH ${IDENTITY_CTES},
     newest AS (
