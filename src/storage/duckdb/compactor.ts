@@ -132,8 +132,9 @@ export class Compactor {
   }
 
   /**
-   * Rewrites every derived table to one row per key; `all` rewrites the day tables whole. What was
-   * committed before the call is compacted; a failed compaction leaves it pending for the next one.
+   * Rewrites every derived table to one row per key; `all` rewrites the day tables and track_events
+   * whole, as a due full rewrite does. What was committed before the call is compacted; a failed
+   * compaction leaves it pending for the next one.
    */
   async compact(all = false): Promise<void> {
     const work = this.pendingWork;
