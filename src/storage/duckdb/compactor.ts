@@ -102,12 +102,13 @@ export class Compactor {
   /** Set by interrupt(): the compaction running stops at its next statement, and none runs again. */
   private cancelled = false;
 
-  constructor(private readonly connection: DuckDBConnection) {}
-
-  async open(): Promise<void> {
-    const result = await this.connection.runAndReadAll("SELECT count(*) FROM message_hashes");
-    this.messages = Number(result.getRows()[0]?.[0] ?? 0);
-    this.messagesAtFull = this.messages;
+  /** `messages`: the messages stored when the compactor starts (the writer's de-duplication set knows). */
+  constructor(
+    private readonly connection: DuckDBConnection,
+    messages: number,
+  ) {
+    this.messages = messages;
+    this.messagesAtFull = messages;
   }
 
   /** Records a commit of `rows` new messages. */

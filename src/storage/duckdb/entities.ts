@@ -8,6 +8,24 @@ import type {
 } from "../../identity/types.js";
 
 /**
+ * Members (group calls resolved to users; an anonymousId's group call makes its user a member), with
+ * the first group call of each, of the groups that `where` (a condition on memberships m) keeps.
+ * Needs a `links` CTE.
+ */
+function membersOf(where: string): string {
+  return `
+    SELECT group_id, user_id, w.joined_at, w.message_id FROM (
+      -- Spelled out: a bare user_id here would name l.user_id (NULL for a userId actor), not the alias.
+      SELECT m.group_id, CASE WHEN m.actor_kind = 'user' THEN m.actor_id ELSE l.user_id END AS user_id,
+        min_by({joined_at: m.timestamp, message_id: m.message_id}, (m.timestamp, m.received_at, m.message_id)) AS w
+      -- One equality, not "actor_kind = 'anon' AND anonymous_id = actor_id", which DuckDB runs as a nested loop.
+      FROM memberships m LEFT JOIN links l ON l.anonymous_id = CASE WHEN m.actor_kind = 'anon' THEN m.actor_id END
+      WHERE m.workspace_id = $ws AND (m.actor_kind = 'user' OR l.user_id IS NOT NULL) ${where}
+      GROUP BY ALL
+    )`;
+}
+
+/**
  * Identity as the append-only tables hold it, combined per key: the first link of each anonymousId,
  * and members (group calls resolved to users; an anonymousId's group call makes its user a member).
  */
@@ -22,17 +40,7 @@ export const IDENTITY_CTES = `
       FROM identity_links WHERE workspace_id = $ws GROUP BY anonymous_id
     )
   ),
-  members AS (
-    SELECT group_id, user_id, w.joined_at, w.message_id FROM (
-      -- Spelled out: a bare user_id here would name l.user_id (NULL for a userId actor), not the alias.
-      SELECT m.group_id, CASE WHEN m.actor_kind = 'user' THEN m.actor_id ELSE l.user_id END AS user_id,
-        min_by({joined_at: m.timestamp, message_id: m.message_id}, (m.timestamp, m.received_at, m.message_id)) AS w
-      -- One equality, not "actor_kind = 'anon' AND anonymous_id = actor_id", which DuckDB runs as a nested loop.
-      FROM memberships m LEFT JOIN links l ON l.anonymous_id = CASE WHEN m.actor_kind = 'anon' THEN m.actor_id END
-      WHERE m.workspace_id = $ws AND (m.actor_kind = 'user' OR l.user_id IS NOT NULL)
-      GROUP BY ALL
-    )
-  )`;
+  members AS (${membersOf("")})`;
 
 /**
  * An entity's latest traits as one JSON object, keys in order: json_group_object() is a macro over
@@ -77,15 +85,7 @@ function latestTraits(where = ""): string {
  * this company, worked out from its own memberships rather than every company's.
  */
 const COMPANY_MEMBERS_SQL = `WITH ${IDENTITY_CTES},
-  company_members AS (
-    SELECT user_id, w.joined_at, w.message_id FROM (
-      SELECT CASE WHEN m.actor_kind = 'user' THEN m.actor_id ELSE l.user_id END AS user_id,
-        min_by({joined_at: m.timestamp, message_id: m.message_id}, (m.timestamp, m.received_at, m.message_id)) AS w
-      FROM memberships m LEFT JOIN links l ON l.anonymous_id = CASE WHEN m.actor_kind = 'anon' THEN m.actor_id END
-      WHERE m.workspace_id = $ws AND m.group_id = $id AND (m.actor_kind = 'user' OR l.user_id IS NOT NULL)
-      GROUP BY ALL
-    )
-  )
+  company_members AS (${membersOf("AND m.group_id = $id")})
   SELECT 'member' AS part, user_id, epoch_us(joined_at) AS at, message_id, NULL AS anonymous_id FROM company_members
   UNION ALL
   SELECT 'anon', user_id, NULL, NULL, anonymous_id FROM links WHERE user_id IN (SELECT user_id FROM company_members)`;

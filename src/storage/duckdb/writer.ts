@@ -97,7 +97,7 @@ export class GroupCommitWriter {
     private readonly seen: HashSet128,
     private readonly options: WriterOptions,
   ) {
-    this.compactor = new Compactor(compaction);
+    this.compactor = new Compactor(compaction, seen.size);
   }
 
   /**
@@ -107,7 +107,6 @@ export class GroupCommitWriter {
   private prepared = new Map<string, DuckDBPreparedStatement>();
 
   async open(): Promise<void> {
-    await this.compactor.open();
     for (const sql of CREATE_COMMIT_TABLES) await this.connection.run(sql);
     for (const sql of [ADD_COUNTS, LOAD_COMMIT_ROWS]) this.prepared.set(sql, await this.connection.prepare(sql));
   }
