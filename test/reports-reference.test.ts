@@ -417,6 +417,9 @@ function compareReports(settings: Settings) {
       { period: "week", range: CUT, mode: "bounded", periods: 8 },
       { period: "month", range: CUT, mode: "unbounded", periods: 3 },
       { period: "day", range: { from: "2025-12-01", to: "2025-12-31" }, mode: "bounded", periods: 14 },
+      // 110 days: returns span two 64-period words, and offsets cross from one to the next.
+      { period: "day", range: { from: "2025-10-13", to: "2026-01-30" }, mode: "bounded", periods: 100 },
+      { period: "day", range: { from: "2025-10-13", to: "2026-01-30" }, mode: "unbounded", periods: 100 },
       { period: "month", range: { from: "2025-10-01", to: "2026-01-31" }, mode: "unbounded", periods: 4 },
       { period: "week", range: WEEKS, mode: "bounded", periods: 8, startEvent: "Signed Up" },
       { period: "week", range: WEEKS, mode: "unbounded", periods: 10, returnEvent: "Report Created" },
@@ -513,13 +516,15 @@ function compareReports(settings: Settings) {
     expect(diffs).toEqual([]);
   });
 
-  it("lifecycle: weekly and monthly", async () => {
+  it("lifecycle: daily, weekly and monthly", async () => {
     const diffs: string[] = [];
     for (const { label, who, params } of WHO) {
       for (const [period, range] of [
         ["week", WEEKS],
         ["month", MONTHS],
         ["week", CUT],
+        // 110 days: the periods span two 64-period words, and a return crosses from one to the next.
+        ["day", { from: "2025-10-13", to: "2026-01-30" }],
       ] as const) {
         const actual = await getReport(server, "lifecycle", { ...params, period, ...range });
         differences(actual, ref.lifecycle(who, { period, ...range }), `lifecycle ${label} ${period}`, diffs);

@@ -27,13 +27,17 @@ import { wrap } from "../errors.js";
 import {
   activeActorsSql,
   activePeriodRows,
+  bitCounts,
+  bitSums,
   dayNumber,
   entityRows,
   firstEventSql,
   firstSeenSql,
-  IDENTITY_CTES,
   messageRows,
   periodSql,
+  periodWords,
+  REPORT_IDENTITY_CTES,
+  WORD_BITS,
 } from "./report-sql.js";
 
 type Row = Record<string, DuckDBValue>;
@@ -75,14 +79,21 @@ export class DuckDBReports implements ReportEngine {
   async active(plan: ActivePlan): Promise<ActiveRow[]> {
     const params = { ...scopeParams(plan), from: plan.from, to: plan.to };
     if (!plan.rolling) {
+      // Each entity's active periods as bitmaps, their bits summed per word: bit i of word w is
+      // period base + 64w + i.
+      const base = periodIndex(plan.from, plan.interval);
       const found = await this.rows(
-        `WITH ${IDENTITY_CTES}
-         SELECT p AS period, count(DISTINCT entity) AS count
-         FROM (${activePeriodRows(plan, plan.interval, [[plan.from, plan.to]])})
-         GROUP BY period ORDER BY period`,
-        params,
+        `WITH ${REPORT_IDENTITY_CTES}, words AS (${periodWords(activePeriodRows(plan, plan.interval, [[plan.from, plan.to]]))})
+         SELECT word, ${bitSums()} FROM words GROUP BY word`,
+        { ...params, base },
       );
-      return found.map((r) => ({ period: num(r.period), count: num(r.count) }));
+      const counts = new Map<number, number>();
+      for (const r of found) {
+        bitCounts(r).forEach((count, i) => {
+          if (count > 0) counts.set(base + num(r.word) * WORD_BITS + i, count);
+        });
+      }
+      return [...counts].sort(([a], [b]) => a - b).map(([period, count]) => ({ period, count }));
     }
     // Rolling windows: an entity active on day a, next active on day n, counts for the w-day window
     // ending on each day of [a, min(a + w − 1, n − 1)]; those spans never overlap, so the number of
@@ -92,7 +103,7 @@ export class DuckDBReports implements ReportEngine {
     // entity and word, a tenth of the entity-days, and no sort over them.
     const base = plan.from - 29;
     const words = await this.columns(
-      `WITH ${IDENTITY_CTES},
+      `WITH ${REPORT_IDENTITY_CTES},
        days AS (
          SELECT entity, (day - $base)::INTEGER AS d
          FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$base", "$to")}`)})
@@ -138,7 +149,7 @@ export class DuckDBReports implements ReportEngine {
 
   async newEntities(plan: NewPlan): Promise<CountRow[]> {
     const found = await this.rows(
-      `WITH ${IDENTITY_CTES}
+      `WITH ${REPORT_IDENTITY_CTES}
        SELECT ${periodSql(plan.interval, "first_day")} AS period, count(*) AS count
        FROM (${firstSeenSql(plan)}) WHERE first_day BETWEEN $from AND $to GROUP BY period ORDER BY period`,
       { ...scopeParams(plan), from: plan.from, to: plan.to },
@@ -169,36 +180,46 @@ export class DuckDBReports implements ReportEngine {
     };
     if (plan.startEvent !== undefined) params.startEvent = plan.startEvent;
     if (plan.returnEvent !== undefined) params.returnEvent = plan.returnEvent;
-    // One query: the sizes (as offset 0) and the returns. Returns are reduced to one row per entity
-    // and period before they meet the cohorts.
+    // One query: the cohorts' sizes (rows without a word) and their returns. Bounded, the returns
+    // are each entity's periods as bitmaps (periodWords), their bits summed per cohort and word;
+    // unbounded, only each entity's last period with a return matters.
     const returned =
       plan.mode === "bounded"
-        ? "SELECT cohort, k, count(*) AS n FROM back WHERE k <= $lastOffset GROUP BY cohort, k"
+        ? `words AS (${periodWords(returns)})
+          SELECT c.cohort, w.word, NULL AS k, count(*) AS n, ${bitSums()} FROM words w JOIN cohort c USING (entity)
+          GROUP BY c.cohort, w.word`
         : // A return after the last offset shown still counts for every offset (any later period does).
-          "SELECT cohort, k, count(*) AS n FROM (SELECT entity, cohort, least(max(k), $lastOffset) AS k FROM back GROUP BY entity, cohort) GROUP BY cohort, k";
+          `last AS (SELECT entity, max(p) AS p FROM (${returns}) GROUP BY entity)
+          SELECT c.cohort, NULL AS word, least(r.p - c.cohort, $lastOffset) AS k, count(*) AS n
+          FROM last r JOIN cohort c USING (entity) WHERE r.p - c.cohort >= 1 GROUP BY ALL`;
+    if (plan.mode === "bounded") params.base = periodIndex(plan.from, plan.period);
     const found = await this.rows(
-      `WITH ${IDENTITY_CTES},
+      `WITH ${REPORT_IDENTITY_CTES},
       cohort AS MATERIALIZED (
         SELECT entity, ${p("first_day")} AS cohort FROM (${cohorts})
         WHERE first_day <= $to AND ${p("first_day")} >= $firstCohort
       ),
-      back AS (
-        SELECT r.entity, c.cohort, r.p - c.cohort AS k
-        FROM (SELECT DISTINCT entity, p FROM (${returns})) r JOIN cohort c USING (entity)
-        WHERE r.p - c.cohort >= 1
-      )
-      SELECT cohort, 0 AS k, count(*) AS n FROM cohort GROUP BY cohort
-      UNION ALL
-      ${returned}`,
+      ${returned}
+      UNION ALL BY NAME
+      SELECT cohort, count(*) AS n FROM cohort GROUP BY cohort`,
       params,
     );
-    const sizes = found.filter((r) => num(r.k) === 0).sort((a, b) => num(a.cohort) - num(b.cohort));
-    const counts = found.filter((r) => num(r.k) > 0);
+    const sizes = found.filter((r) => r.word === null && r.k === null).sort((a, b) => num(a.cohort) - num(b.cohort));
     const byCohort = new Map<number, number[]>();
     for (const r of sizes) byCohort.set(num(r.cohort), new Array(plan.periods - 1).fill(0));
-    for (const r of counts) {
+    for (const r of found) {
       const list = byCohort.get(num(r.cohort));
-      if (list) list[num(r.k) - 1] = num(r.n);
+      if (!list) continue;
+      if (r.k !== null) {
+        list[num(r.k) - 1] = num(r.n);
+      } else if (r.word !== null) {
+        // Bit i of this word is period base + 64 × word + i, offset k = period − cohort.
+        const first = num(params.base) + num(r.word) * WORD_BITS - num(r.cohort);
+        bitCounts(r).forEach((count, i) => {
+          const k = first + i;
+          if (k >= 1 && k <= list.length) list[k - 1] = (list[k - 1] ?? 0) + count;
+        });
+      }
     }
     if (plan.mode === "unbounded") {
       // Returned at offset k or later: entities whose last return offset is ≥ k.
@@ -261,7 +282,7 @@ export class DuckDBReports implements ReportEngine {
       ? "epoch_ms(ts) * 1048576 + row_number() OVER (PARTITION BY entity, epoch_ms(ts) ORDER BY message_id) AS ord"
       : "NULL AS ord";
     const sql = `
-      WITH ${IDENTITY_CTES},
+      WITH ${REPORT_IDENTITY_CTES},
       raw AS (${messageRows(plan, `x.timestamp AS ts, x.event${repeats ? ", x.message_id" : ""}`, `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= timezone($tz, (DATE '1970-01-01' + $from)::TIMESTAMP) AND x.timestamp < timezone($tz, (DATE '1970-01-01' + $to + 1)::TIMESTAMP) + to_seconds($window)`)}),
       ev AS (SELECT entity, ts, event, ${ord} FROM raw),
       s0 AS (
@@ -296,7 +317,7 @@ export class DuckDBReports implements ReportEngine {
     const range = `AND ${dayBetween("$from", "$to")}`;
     // One query for the three parts, so that event_days is read once for the event.
     const found = await this.rows(
-      `WITH ${IDENTITY_CTES},
+      `WITH ${REPORT_IDENTITY_CTES},
        ev AS MATERIALIZED (
          SELECT entity, ${periodSql("week", "day")} AS week, events, last_ts
          FROM (${entityRows(plan, "event_days", `${DAY} AS day, x.events, x.last_ts`, `${range} AND x.type = 'track' AND x.event = $event`)})
@@ -353,7 +374,7 @@ export class DuckDBReports implements ReportEngine {
     const names = plan.milestones.map((_, i) => `$me${i}`).join(", ");
     // endMs is the first instant of the day after `to`: a milestone at that instant is already after `to`.
     const found = await this.rows(
-      `WITH ${IDENTITY_CTES},
+      `WITH ${REPORT_IDENTITY_CTES},
        cohort AS (
          SELECT entity, first_ts, ${p("first_day")} AS cohort FROM (${firstSeenSql(plan)})
          WHERE first_day <= $to AND ${p("first_day")} >= $firstCohort
@@ -398,61 +419,79 @@ export class DuckDBReports implements ReportEngine {
     const p = (day: string) => periodSql(plan.period, day);
     const first = periodIndex(plan.from, plan.period);
     const last = periodIndex(plan.to, plan.period);
+    // Active periods as bitmaps (periodWords) from the period before the first: bit i of word w is
+    // period first − 1 + 64w + i.
+    const base = first - 1;
     const found = await this.rows(
-      `WITH ${IDENTITY_CTES},
+      `WITH ${REPORT_IDENTITY_CTES},
        -- The period before the first, whole, then the days of [from, to].
-       act AS MATERIALIZED (
-         SELECT DISTINCT entity, p FROM (${activePeriodRows(plan, plan.period, [
+       words AS MATERIALIZED (${periodWords(
+         activePeriodRows(plan, plan.period, [
            [periodFirstDay(first - 1, plan.period), periodFirstDay(first, plan.period) - 1],
            [plan.from, plan.to],
-         ])})
-       ),
+         ]),
+       )}),
        fs AS (SELECT entity, first_day, ${p("first_day")} AS fp FROM (${firstSeenSql(plan)})),
-       -- Per period: the active entities, those also active in the one before (returning), and
-       -- those first seen in it. Resurrecting and dormant follow by subtraction, with one self-join
-       -- of act instead of two: active in p, not in p − 1 and seen before (first seen period < p,
-       -- as first seen in p rules out p − 1); active in p − 1 and not in p.
-       active AS (SELECT p, count(*) AS n FROM act GROUP BY p),
-       back AS (
-         SELECT a.p, count(*) AS n FROM act a JOIN act b ON b.entity = a.entity AND b.p = a.p - 1 GROUP BY a.p
+       -- Per word: the entities active in each period (a…), and those also active in the one before
+       -- (r…, returning; the period before bit 0 is the last bit of the word before). DuckDB refuses a
+       -- shift that drops a set bit, hence the mask.
+       active AS (
+         SELECT w.word, ${bitSums("w.bits", "a")},
+           ${bitSums("w.bits & (((w.bits & 9223372036854775807::UBIGINT) << 1) | coalesce(v.bits >> 63, 0))", "r")}
+         FROM words w LEFT JOIN words v ON v.entity = w.entity AND v.word = w.word - 1 GROUP BY w.word
        ),
-       firsts AS (SELECT a.p, count(*) AS n FROM act a JOIN fs ON fs.entity = a.entity AND fs.fp = a.p GROUP BY a.p),
-       news AS (
-         SELECT fp AS p, count(*) AS n FROM fs WHERE first_day BETWEEN $from AND $to GROUP BY fp
-       )
-       SELECT periods.p, coalesce(news.n, 0) AS new, coalesce(back.n, 0) AS returning,
-         coalesce(now.n, 0) - coalesce(back.n, 0) - coalesce(firsts.n, 0) AS resurrecting,
-         coalesce(prev.n, 0) - coalesce(back.n, 0) AS dormant
-       FROM (SELECT unnest(range($first, $last + 1)) AS p) periods
-         LEFT JOIN news USING (p) LEFT JOIN back USING (p) LEFT JOIN firsts USING (p)
-         LEFT JOIN active now ON now.p = periods.p LEFT JOIN active prev ON prev.p = periods.p - 1
-       ORDER BY periods.p`,
-      {
-        ...scopeParams(plan),
-        from: plan.from,
-        to: plan.to,
-        first,
-        last,
-        firstStart: periodFirstDay(first, plan.period),
-        prevStart: periodFirstDay(first - 1, plan.period),
-      },
+       -- Entities active in the period they were first seen in, by period.
+       firsts AS (
+         SELECT fs.fp AS p, count(*) AS n FROM words w JOIN fs USING (entity)
+         WHERE fs.fp - $base - w.word * 64 BETWEEN 0 AND 63 AND (w.bits >> (fs.fp - $base - w.word * 64)) & 1 = 1
+         GROUP BY fs.fp
+       ),
+       news AS (SELECT fp AS p, count(*) AS n FROM fs WHERE first_day BETWEEN $from AND $to GROUP BY fp)
+       SELECT 'active' AS part, word, NULL AS p, NULL AS n, * EXCLUDE (word) FROM active
+       UNION ALL BY NAME SELECT 'firsts' AS part, p, n FROM firsts
+       UNION ALL BY NAME SELECT 'news' AS part, p, n FROM news`,
+      { ...scopeParams(plan), from: plan.from, to: plan.to, base },
     );
-    return found
-      .filter((r) => num(r.p) >= first)
-      .map((r) => ({
-        period: num(r.p),
-        new: num(r.new),
-        returning: num(r.returning),
-        resurrecting: num(r.resurrecting),
-        dormant: num(r.dormant),
-      }));
+    const span = last - base + 1;
+    const active = new Array<number>(span).fill(0);
+    const returning = new Array<number>(span).fill(0);
+    const firsts = new Map<number, number>();
+    const news = new Map<number, number>();
+    for (const r of found) {
+      if (r.part === "active") {
+        const offset = num(r.word) * WORD_BITS;
+        const a = bitCounts(r, "a");
+        const back = bitCounts(r, "r");
+        for (let i = 0; i < WORD_BITS && offset + i < span; i++) {
+          active[offset + i] = a[i] ?? 0;
+          returning[offset + i] = back[i] ?? 0;
+        }
+      } else {
+        (r.part === "firsts" ? firsts : news).set(num(r.p), num(r.n));
+      }
+    }
+    // Resurrecting: active in p, not in p − 1, seen before (first seen in p rules out p − 1).
+    // Dormant: active in p − 1, not in p.
+    const out: LifecycleRow[] = [];
+    for (let period = first; period <= last; period++) {
+      const i = period - base;
+      const back = returning[i] ?? 0;
+      out.push({
+        period,
+        new: news.get(period) ?? 0,
+        returning: back,
+        resurrecting: (active[i] ?? 0) - back - (firsts.get(period) ?? 0),
+        dormant: (active[i - 1] ?? 0) - back,
+      });
+    }
+    return out;
   }
 
   async power(plan: PowerPlan): Promise<PowerFigures> {
     const params = { ...scopeParams(plan), lo: plan.date - plan.days + 1, date: plan.date };
     // One query for both parts: the active days per entity are worked out once.
     const found = await this.rows(
-      `WITH ${IDENTITY_CTES},
+      `WITH ${REPORT_IDENTITY_CTES},
        days AS MATERIALIZED (
          SELECT entity, count(DISTINCT day) AS n
          FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$lo", "$date")}`)}) GROUP BY entity
@@ -474,7 +513,7 @@ export class DuckDBReports implements ReportEngine {
   async slipping(plan: SlippingPlan): Promise<SlippingRow[]> {
     const cutoff = plan.date - plan.inactiveDays;
     const found = await this.rows(
-      `WITH ${IDENTITY_CTES},
+      `WITH ${REPORT_IDENTITY_CTES},
        recent AS (
          SELECT entity, max(day) AS last_day, max(last_ts) AS last_ts,
            count(DISTINCT day) FILTER (WHERE day < $cutoff) AS prior
