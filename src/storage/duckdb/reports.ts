@@ -443,7 +443,8 @@ export class DuckDBReports implements ReportEngine {
        -- Entities active in the period they were first seen in, by period.
        firsts AS (
          SELECT fs.fp AS p, count(*) AS n FROM words w JOIN fs USING (entity)
-         WHERE fs.fp - $base - w.word * 64 BETWEEN 0 AND 63 AND (w.bits >> (fs.fp - $base - w.word * 64)) & 1 = 1
+         WHERE fs.fp - $base - w.word * ${WORD_BITS} BETWEEN 0 AND ${WORD_BITS - 1}
+           AND (w.bits >> (fs.fp - $base - w.word * ${WORD_BITS})) & 1 = 1
          GROUP BY fs.fp
        ),
        news AS (SELECT fp AS p, count(*) AS n FROM fs WHERE first_day BETWEEN $from AND $to GROUP BY fp)
