@@ -30,6 +30,7 @@ import {
   bitCounts,
   bitSums,
   dayNumber,
+  dayStart,
   entityRows,
   firstEventSql,
   firstSeenSql,
@@ -151,7 +152,7 @@ export class DuckDBReports implements ReportEngine {
     const found = await this.rows(
       `WITH ${REPORT_IDENTITY_CTES}
        SELECT ${periodSql(plan.interval, "first_day")} AS period, count(*) AS count
-       FROM (${firstSeenSql(plan)}) WHERE first_day BETWEEN $from AND $to GROUP BY period ORDER BY period`,
+       FROM (${firstSeenSql(plan, "$from", "$to")}) GROUP BY period ORDER BY period`,
       { ...scopeParams(plan), from: plan.from, to: plan.to },
     );
     return found.map((r) => ({ period: num(r.period), count: num(r.count) }));
@@ -159,7 +160,11 @@ export class DuckDBReports implements ReportEngine {
 
   async retention(plan: RetentionPlan): Promise<RetentionRow[]> {
     const p = (day: string) => periodSql(plan.period, day);
-    const cohorts = plan.startEvent === undefined ? firstSeenSql(plan) : firstEventSql(plan);
+    // Entities first seen (or doing startEvent first) on a day of a cohort's period within the range.
+    const cohorts =
+      plan.startEvent === undefined
+        ? firstSeenSql(plan, "$cohortsStart", "$to")
+        : `SELECT * FROM (${firstEventSql(plan)}) WHERE first_day BETWEEN $cohortsStart AND $to`;
     // (entity, p): each entity's periods with a return.
     const returns =
       plan.returnEvent === undefined
@@ -175,7 +180,7 @@ export class DuckDBReports implements ReportEngine {
       ...scopeParams(plan),
       from: plan.from,
       to: plan.to,
-      firstCohort,
+      cohortsStart: periodFirstDay(firstCohort, plan.period),
       lastOffset: plan.periods - 1,
     };
     if (plan.startEvent !== undefined) params.startEvent = plan.startEvent;
@@ -197,7 +202,6 @@ export class DuckDBReports implements ReportEngine {
       `WITH ${REPORT_IDENTITY_CTES},
       cohort AS MATERIALIZED (
         SELECT entity, ${p("first_day")} AS cohort FROM (${cohorts})
-        WHERE first_day <= $to AND ${p("first_day")} >= $firstCohort
       ),
       ${returned}
       UNION ALL BY NAME
@@ -358,50 +362,48 @@ export class DuckDBReports implements ReportEngine {
       to: plan.to,
       window: plan.windowSeconds,
       endMs: plan.endMs,
-      firstCohort: periodIndex(plan.from, plan.period) + (isPeriodStart(plan.from, plan) ? 0 : 1),
+      // The first day of the first cohort. No milestone counts before its entity's first activity,
+      // which is in a cohort: messages before it are never needed. Both bounds compare the column
+      // itself, so that DuckDB skips the row groups outside them.
+      cohortsStart: periodFirstDay(
+        periodIndex(plan.from, plan.period) + (isPeriodStart(plan.from, plan) ? 0 : 1),
+        plan.period,
+      ),
     };
-    // No milestone counts before its entity's first activity, which is in a cohort: messages before
-    // the first cohort's first day are never needed. Both bounds compare the column itself, so that
-    // DuckDB skips the row groups outside them.
-    params.cohortsStart = periodFirstDay(num(params.firstCohort), plan.period);
-    const milestones = plan.milestones
-      .map((m, i) => {
-        params[`me${i}`] = m.event;
-        params[`mc${i}`] = m.minCount;
-        return `SELECT ${i} AS idx, $me${i} AS event, $mc${i} AS min_count`;
-      })
-      .join(" UNION ALL ");
+    plan.milestones.forEach((m, i) => {
+      params[`me${i}`] = m.event;
+    });
     const names = plan.milestones.map((_, i) => `$me${i}`).join(", ");
+    const all = plan.milestones.map((_, i) => `t${i} IS NOT NULL`).join(" AND ");
     // endMs is the first instant of the day after `to`: a milestone at that instant is already after `to`.
     const found = await this.rows(
       `WITH ${REPORT_IDENTITY_CTES},
        cohort AS (
-         SELECT entity, first_ts, ${p("first_day")} AS cohort FROM (${firstSeenSql(plan)})
-         WHERE first_day <= $to AND ${p("first_day")} >= $firstCohort
+         SELECT entity, first_ts, ${p("first_day")} AS cohort FROM (${firstSeenSql(plan, "$cohortsStart", "$to")})
        ),
-       milestones AS (${milestones}),
-       -- Only the time of the n-th occurrence matters, and occurrences at the same time share it:
-       -- ties need no order, and the messageIds (long strings) are not read.
+       -- Per entity and milestone, the time its minCount-th occurrence in the window was reached:
+       -- the minCount earliest times (min(ts, n), a bounded aggregate instead of numbering every
+       -- occurrence in a window), the last of them. Occurrences at the same time share it, so ties
+       -- need no order, and the messageIds (long strings) are not read.
        occ AS (
-         SELECT r.entity, r.event, r.ts, row_number() OVER (PARTITION BY r.entity, r.event ORDER BY r.ts) AS n
-         FROM (${messageRows(plan, "x.timestamp AS ts, x.event", `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= timezone($tz, (DATE '1970-01-01' + $cohortsStart)::TIMESTAMP) AND x.timestamp < timezone('UTC', epoch_ms($endMs::BIGINT))`)}) r
+         SELECT r.entity,
+           ${plan.milestones.map((m, i) => `min(r.ts, ${Math.trunc(m.minCount)}) FILTER (WHERE r.event = $me${i})[${Math.trunc(m.minCount)}] AS t${i}`).join(",\n           ")}
+         FROM (${messageRows(plan, "x.timestamp AS ts, x.event", `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= ${dayStart("$cohortsStart")} AND x.timestamp < timezone('UTC', epoch_ms($endMs::BIGINT))`)}) r
          JOIN cohort c USING (entity)
          WHERE r.ts >= c.first_ts AND r.ts <= c.first_ts + to_seconds($window)
-       ),
-       reached AS (
-         SELECT o.entity, m.idx, o.ts FROM occ o JOIN milestones m ON m.event = o.event AND o.n = m.min_count
+         GROUP BY r.entity
        ),
        per_entity AS (
-         SELECT c.entity, c.cohort, c.first_ts,
-           count(r.idx) AS done, max(r.ts) AS activated_at,
-           ${plan.milestones.map((_, i) => `bool_or(r.idx = ${i}) AS m${i}`).join(", ")}
-         FROM cohort c LEFT JOIN reached r USING (entity) GROUP BY c.entity, c.cohort, c.first_ts
+         SELECT c.entity, c.cohort, c.first_ts, ${all} AS done,
+           CASE WHEN ${all} THEN greatest(${plan.milestones.map((_, i) => `t${i}`).join(", ")}) END AS activated_at,
+           ${plan.milestones.map((_, i) => `t${i} IS NOT NULL AS m${i}`).join(", ")}
+         FROM cohort c LEFT JOIN occ o USING (entity)
        )
        SELECT cohort, count(*) AS size,
-         count(*) FILTER (WHERE done = ${plan.milestones.length}) AS activated,
-         count(*) FILTER (WHERE done < ${plan.milestones.length} AND epoch_ms(first_ts) + $window * 1000 > $endMs) AS pending,
+         count(*) FILTER (WHERE done) AS activated,
+         count(*) FILTER (WHERE NOT done AND epoch_ms(first_ts) + $window * 1000 > $endMs) AS pending,
          ${plan.milestones.map((_, i) => `count(*) FILTER (WHERE m${i}) AS c${i}`).join(", ")},
-         median(epoch_ms(activated_at) - epoch_ms(first_ts)) FILTER (WHERE done = ${plan.milestones.length}) / 1000.0 AS median
+         median(epoch_ms(activated_at) - epoch_ms(first_ts)) FILTER (WHERE done) / 1000.0 AS median
        FROM per_entity GROUP BY cohort ORDER BY cohort`,
       params,
     );
@@ -431,7 +433,8 @@ export class DuckDBReports implements ReportEngine {
            [plan.from, plan.to],
          ]),
        )}),
-       fs AS (SELECT entity, first_day, ${p("first_day")} AS fp FROM (${firstSeenSql(plan)})),
+       -- First seen from the first period on: earlier ones make no new or first-period row.
+       fs AS (SELECT entity, first_day, ${p("first_day")} AS fp FROM (${firstSeenSql(plan, "$firstStart", "$to")})),
        -- Per word: the entities active in each period (a…), and those also active in the one before
        -- (r…, returning; the period before bit 0 is the last bit of the word before). DuckDB refuses a
        -- shift that drops a set bit, hence the mask.
@@ -451,7 +454,7 @@ export class DuckDBReports implements ReportEngine {
        SELECT 'active' AS part, word, NULL AS p, NULL AS n, * EXCLUDE (word) FROM active
        UNION ALL BY NAME SELECT 'firsts' AS part, p, n FROM firsts
        UNION ALL BY NAME SELECT 'news' AS part, p, n FROM news`,
-      { ...scopeParams(plan), from: plan.from, to: plan.to, base },
+      { ...scopeParams(plan), from: plan.from, to: plan.to, base, firstStart: periodFirstDay(first, plan.period) },
     );
     const span = last - base + 1;
     const active = new Array<number>(span).fill(0);
