@@ -211,11 +211,13 @@ export function periodWords(rows: string): string {
     FROM (${rows}) GROUP BY entity, word`;
 }
 
-/** Per bit of the bitmap `bits`, the number of rows that have it set, as columns `prefix`0 … 63. */
-export function bitSums(bits = "bits", prefix = "b"): string {
-  return Array.from({ length: WORD_BITS }, (_, i) => `sum(((${bits} >> ${i}) & 1)::INTEGER) AS ${prefix}${i}`).join(
-    ", ",
-  );
+/**
+ * Per bit of the bitmap `bits`, the number of rows that have it set, as columns `prefix`0, 1, …: for
+ * the first `periods` bits only (at most a word's), as no later period has a bit.
+ */
+export function bitSums(periods: number, bits = "bits", prefix = "b"): string {
+  const used = Math.max(1, Math.min(WORD_BITS, periods));
+  return Array.from({ length: used }, (_, i) => `sum(((${bits} >> ${i}) & 1)::INTEGER) AS ${prefix}${i}`).join(", ");
 }
 
 /** The set-bit counts of a row with bitSums' columns, by bit. */

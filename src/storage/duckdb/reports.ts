@@ -85,7 +85,7 @@ export class DuckDBReports implements ReportEngine {
       const base = periodIndex(plan.from, plan.interval);
       const found = await this.rows(
         `WITH ${REPORT_IDENTITY_CTES}, words AS (${periodWords(activePeriodRows(plan, plan.interval, [[plan.from, plan.to]]))})
-         SELECT word, ${bitSums()} FROM words GROUP BY word`,
+         SELECT word, ${bitSums(periodIndex(plan.to, plan.interval) - base + 1)} FROM words GROUP BY word`,
         { ...params, base },
       );
       const counts = new Map<number, number>();
@@ -191,7 +191,7 @@ export class DuckDBReports implements ReportEngine {
     const returned =
       plan.mode === "bounded"
         ? `words AS (${periodWords(returns)})
-          SELECT c.cohort, w.word, NULL AS k, count(*) AS n, ${bitSums()} FROM words w JOIN cohort c USING (entity)
+          SELECT c.cohort, w.word, NULL AS k, count(*) AS n, ${bitSums(periodIndex(plan.to, plan.period) - periodIndex(plan.from, plan.period) + 1)} FROM words w JOIN cohort c USING (entity)
           GROUP BY c.cohort, w.word`
         : // A return after the last offset shown still counts for every offset (any later period does).
           `last AS (SELECT entity, max(p) AS p FROM (${returns}) GROUP BY entity)
@@ -439,8 +439,8 @@ export class DuckDBReports implements ReportEngine {
        -- (r…, returning; the period before bit 0 is the last bit of the word before). DuckDB refuses a
        -- shift that drops a set bit, hence the mask.
        active AS (
-         SELECT w.word, ${bitSums("w.bits", "a")},
-           ${bitSums("w.bits & (((w.bits & 9223372036854775807::UBIGINT) << 1) | coalesce(v.bits >> 63, 0))", "r")}
+         SELECT w.word, ${bitSums(last - base + 1, "w.bits", "a")},
+           ${bitSums(last - base + 1, "w.bits & (((w.bits & 9223372036854775807::UBIGINT) << 1) | coalesce(v.bits >> 63, 0))", "r")}
          FROM words w LEFT JOIN words v ON v.entity = w.entity AND v.word = w.word - 1 GROUP BY w.word
        ),
        -- Entities active in the period they were first seen in, by period.
