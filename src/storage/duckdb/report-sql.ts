@@ -138,7 +138,7 @@ export function weekCover(ranges: DayRanges): { weeks: [number, number][]; days:
 
 /**
  * `entity` and `p` for each activity row on the days of `ranges`, `p` being the row's period: the
- * entities active in each period, counting those days only. Rows repeat; callers count distinct.
+ * entities active in each period, counting those days only. Rows repeat; callers reduce them (periodWords).
  * Weekly periods read whole weeks from activity_weeks, under half the rows of activity_days (724k against 1.73M on the benchmark data).
  */
 export function activePeriodRows(scope: Scope, interval: Interval, ranges: DayRanges): string {
