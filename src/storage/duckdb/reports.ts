@@ -44,6 +44,9 @@ import {
 type Row = Record<string, DuckDBValue>;
 
 const num = (value: DuckDBValue | undefined): number => Number(value ?? 0);
+
+/** 2^32: a 32-bit word of days and its index packed in one number, index × WORD_SPAN + bits. */
+const WORD_SPAN = 4_294_967_296;
 const DAY = dayNumber("x.day");
 
 /**
@@ -113,32 +116,42 @@ export class DuckDBReports implements ReportEngine {
          SELECT entity, d // 32 AS word, min(d) AS first, bit_or(1::UINTEGER << (d % 32))::UINTEGER AS bits
          FROM days GROUP BY entity, word
        )
-       SELECT word, bits, lead(first) OVER (PARTITION BY entity ORDER BY word) AS next FROM words`,
+       -- Word and bits in one number (exact below 2^53), since reading each value into JavaScript costs.
+       SELECT (word * ${WORD_SPAN} + bits)::DOUBLE AS packed, lead(first) OVER (PARTITION BY entity ORDER BY word) AS next
+       FROM words`,
       { ...params, base },
     );
     const span = plan.to - base + 1;
     // Marks for windows of 1, 7 and 30 days; the last spans end up to 30 days after `to`.
-    const marks = [1, 7, 30].map((w) => ({ w, at: new Int32Array(span + 31) }));
-    const [word = [], bits = [], next = []] = words;
-    for (let r = 0; r < word.length; r++) {
-      let rest = num(bits[r]);
-      const offset = num(word[r]) * 32;
-      const after = next[r] === null || next[r] === undefined ? Number.POSITIVE_INFINITY : num(next[r]);
+    const at1 = new Int32Array(span + 31);
+    const at7 = new Int32Array(span + 31);
+    const at30 = new Int32Array(span + 31);
+    const [packed = [], next = []] = words;
+    for (let r = 0; r < packed.length; r++) {
+      const value = num(packed[r]);
+      const word = Math.floor(value / WORD_SPAN);
+      let rest = value - word * WORD_SPAN;
+      const offset = word * 32;
+      const following = next[r];
+      const after = following === null || following === undefined ? Number.POSITIVE_INFINITY : num(following);
       while (rest !== 0) {
         const low = rest & -rest;
         rest = (rest ^ low) >>> 0;
         const day = offset + 31 - Math.clz32(low);
-        const following = rest === 0 ? after : offset + 31 - Math.clz32(rest & -rest);
-        for (const { w, at } of marks) {
-          (at[day] as number)++;
-          (at[Math.min(day + w, following)] as number)--;
-        }
+        const until = rest === 0 ? after : offset + 31 - Math.clz32(rest & -rest);
+        (at1[day] as number)++;
+        (at1[day + 1] as number)--;
+        (at7[day] as number)++;
+        (at7[Math.min(day + 7, until)] as number)--;
+        (at30[day] as number)++;
+        (at30[Math.min(day + 30, until)] as number)--;
       }
     }
+    const marks = [at1, at7, at30];
     const running = [0, 0, 0];
     const out: ActiveRow[] = [];
     for (let d = 0; d < span; d++) {
-      marks.forEach(({ at }, i) => {
+      marks.forEach((at, i) => {
         running[i] = (running[i] ?? 0) + (at[d] ?? 0);
       });
       if (d + base >= plan.from) {
