@@ -22,8 +22,10 @@ function membersOf(where: string): string {
     )`;
 }
 
-/** The user of a membership row m (joined to its link l), as user_id. */
-// Spelled out: a bare user_id here would name l.user_id (NULL for a userId actor), not the alias.
+/**
+ * The user of a membership row m (joined to its link l), as user_id. Spelled out: a bare user_id
+ * would name l.user_id (NULL for a userId actor), not the alias.
+ */
 const MEMBER_USER = "CASE WHEN m.actor_kind = 'user' THEN m.actor_id ELSE l.user_id END AS user_id";
 
 /** Membership rows of the workspace whose actor is a user or linked to one, with the link as l. */
@@ -36,7 +38,7 @@ const MEMBERSHIPS_RESOLVED = `
 const LINKS = `
   -- The first row per key is taken with min_by over (timestamp, received_at, message_id), the same
   -- order as a row_number() window would use: a hash aggregate, about ten times faster than the
-  -- window's sort, and every report query starts with these two.
+  -- window's sort, and every report query starts with it.
   links AS (
     SELECT anonymous_id, w.user_id, w.timestamp, w.message_id FROM (
       SELECT anonymous_id,

@@ -302,7 +302,7 @@ export class DuckDBReports implements ReportEngine {
       WITH ${REPORT_IDENTITY_CTES},
       raw AS (${messageRows(plan, `x.timestamp AS ts, x.event${repeats ? ", x.message_id" : ""}`, `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= timezone($tz, (DATE '1970-01-01' + $from)::TIMESTAMP) AND x.timestamp < timezone($tz, (DATE '1970-01-01' + $to + 1)::TIMESTAMP) + to_seconds($window)`)}),
       -- The entities as integers, numbered here: the ASOF joins below sort each side by entity and
-      -- time, and sorting integers instead of text ids takes about a third less time in all.
+      -- time, and with integers instead of text ids the benchmark's user funnel took a quarter less.
       numbered AS (SELECT entity, row_number() OVER () AS id FROM (SELECT DISTINCT entity FROM raw)),
       keyed AS (SELECT n.id AS entity, r.ts, r.event${repeats ? ", r.message_id" : ""} FROM raw r JOIN numbered n USING (entity)),
       ev AS (SELECT entity, ts, event, ${ord} FROM keyed),
