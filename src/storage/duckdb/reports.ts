@@ -300,7 +300,7 @@ export class DuckDBReports implements ReportEngine {
       : "NULL AS ord";
     const sql = `
       WITH ${REPORT_IDENTITY_CTES},
-      raw AS (${messageRows(plan, `x.timestamp AS ts, x.event${repeats ? ", x.message_id" : ""}`, `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= timezone($tz, (DATE '1970-01-01' + $from)::TIMESTAMP) AND x.timestamp < timezone($tz, (DATE '1970-01-01' + $to + 1)::TIMESTAMP) + to_seconds($window)`)}),
+      raw AS (${messageRows(plan, `x.timestamp AS ts, x.event${repeats ? ", x.message_id" : ""}`, `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= ${dayStart("$from")} AND x.timestamp < ${dayStart("$to + 1")} + to_seconds($window)`)}),
       -- The entities as integers, numbered here: the ASOF joins below sort each side by entity and
       -- time, and with integers instead of text ids the benchmark's user funnel took a quarter less.
       numbered AS (SELECT entity, row_number() OVER () AS id FROM (SELECT DISTINCT entity FROM raw)),
@@ -308,7 +308,7 @@ export class DuckDBReports implements ReportEngine {
       ev AS (SELECT entity, ts, event, ${ord} FROM keyed),
       s0 AS (
         SELECT entity, ts AS t0, ord AS o0 FROM ev
-        WHERE event = $e0 AND ts < timezone($tz, (DATE '1970-01-01' + $to + 1)::TIMESTAMP)
+        WHERE event = $e0 AND ts < ${dayStart("$to + 1")}
       ),
       ${chain.length > 0 ? `${chain.join(",\n")},` : ""}
       depths AS (SELECT *, ${depth} AS depth FROM s${last}),
