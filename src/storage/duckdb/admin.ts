@@ -2,7 +2,7 @@ import fs from "node:fs";
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import type { DeletionRequest, DeletionState } from "../types.js";
 import { ACTIVITY_TABLES, linksFrom, traitsFrom } from "./commit-sql.js";
-import { IDENTITY_CTES } from "./entities.js";
+import { USER_ANONYMOUS_IDS_SQL } from "./entities.js";
 
 /** Runs `fn` in one transaction on `connection`, rolling back if it throws; rethrows the first error. */
 export async function transaction<T>(connection: DuckDBConnection, fn: () => Promise<T>): Promise<T> {
@@ -69,11 +69,7 @@ export async function readDeletionRequests(
  */
 export async function eraseUser(connection: DuckDBConnection, workspaceId: string, userId: string): Promise<number> {
   const params = { ws: workspaceId, userId };
-  await connection.run(
-    `CREATE OR REPLACE TEMP TABLE erased_anonymous AS
-     WITH ${IDENTITY_CTES} SELECT anonymous_id FROM links WHERE user_id = $userId`,
-    params,
-  );
+  await connection.run(`CREATE OR REPLACE TEMP TABLE erased_anonymous AS ${USER_ANONYMOUS_IDS_SQL}`, params);
   const anon = "(SELECT anonymous_id FROM erased_anonymous)";
   const own = `workspace_id = $ws AND (user_id = $userId OR (user_id IS NULL AND anonymous_id IN ${anon}))`;
   await connection.run(

@@ -25,15 +25,9 @@ import type {
   WriteOutcome,
 } from "../types.js";
 import { copyDatabase, eraseUser, readDeletionRequests, transaction } from "./admin.js";
-import { companyProfile, listCompanies, userProfile } from "./entities.js";
+import { companyProfile, listCompanies, USER_ANONYMOUS_IDS_SQL, userProfile } from "./entities.js";
 import { migrate } from "./migrations.js";
-import {
-  eventsQuery,
-  type TimelineHints,
-  timelineBoundQuery,
-  toEventRecord,
-  USER_ANONYMOUS_IDS_SQL,
-} from "./queries.js";
+import { eventsQuery, type TimelineHints, timelineBoundQuery, toEventRecord } from "./queries.js";
 import { rebuildActivity } from "./rebuild.js";
 import { DuckDBReports } from "./reports.js";
 import { deleteExpired, dropWorkspaceFromSessions, insertSession, readSessions } from "./sessions.js";

@@ -54,6 +54,9 @@ const LINKS = `
 export const IDENTITY_CTES = `${LINKS},
   members AS (${membersOf("")})`;
 
+/** The anonymousIds whose first link is to $userId. */
+export const USER_ANONYMOUS_IDS_SQL = `WITH ${LINKS} SELECT anonymous_id FROM links WHERE user_id = $userId`;
+
 /**
  * IDENTITY_CTES as reports need them: who belongs to which company, without the group call that
  * made each membership. Picking that call costs about 20 ms over 59,000 memberships.
@@ -66,12 +69,6 @@ export const REPORT_IDENTITY_CTES = `${LINKS},
  * an aggregate that takes no ORDER BY, and its key order changes from one run to the next.
  */
 const TRAITS_OBJECT = `('{' || string_agg(to_json(key)::VARCHAR || ':' || coalesce(value::VARCHAR, 'null'), ',' ORDER BY key) || '}')::JSON`;
-
-/** The anonymousIds whose first link is to $userId. */
-const LINKS_OF_USER = `
-  SELECT anonymous_id FROM identity_links WHERE workspace_id = $ws
-  QUALIFY row_number() OVER (PARTITION BY anonymous_id ORDER BY timestamp, received_at, message_id) = 1
-    AND user_id = $userId`;
 
 /** Rows of an activity table with the user each actor resolves to (NULL for a visitor). */
 function resolved(table: string, columns: string, where = ""): string {
@@ -255,7 +252,7 @@ export async function userProfile(connection: DuckDBConnection, ws: string, id: 
      WHERE user_id = $userId ORDER BY timestamp, anonymous_id`,
     { ws, userId },
   );
-  const linked = `(SELECT anonymous_id FROM (${LINKS_OF_USER}))`;
+  const linked = `(${USER_ANONYMOUS_IDS_SQL})`;
   const actors = `((entity_kind = 'user' AND entity_id = $userId) OR (entity_kind = 'anon' AND entity_id IN ${linked}))`;
   const { traits, traitsSetBy } = await traitsOf(connection, ws, actors, { userId });
   const companies = await rows(

@@ -18,9 +18,6 @@ function literals(values: readonly string[]): string {
   return values.map((v) => `'${v.replaceAll("'", "''")}'`).join(", ");
 }
 
-/** The anonymousIds whose first link is to $userId. */
-export const USER_ANONYMOUS_IDS_SQL = `WITH ${IDENTITY_CTES} SELECT anonymous_id FROM links WHERE user_id = $userId`;
-
 /** A cursor's timestamp in microseconds since the epoch, as the queries bind it. */
 const cursorMicros = (after: NonNullable<EventQuery["after"]>) => BigInt(Math.round(after.timestamp * 1000));
 
