@@ -5,6 +5,8 @@
  * here only: a rebuild runs the same SQL over stored messages.
  */
 
+import { dayNumber, periodSql } from "./report-sql.js";
+
 /** How from_json reads a StoredMessage (see storage/types.ts) with the writer's hash words. */
 const ROW_TYPE = JSON.stringify([
   {
@@ -153,8 +155,8 @@ function activityFrom(source: string): string {
     WHERE m.type IN ('track', 'page', 'screen') AND coalesce(m.user_id, m.anonymous_id) IS NOT NULL`;
 }
 
-/** The week (the reports' period index: weeks from Monday) of the local day in `day`. */
-export const WEEK_OF_DAY = "floor((day - DATE '1970-01-01' + 3) / 7)::INTEGER";
+/** The week of the local day in `day`, numbered as the reports number their weekly periods. */
+export const WEEK_OF_DAY = periodSql("week", dayNumber("day"));
 
 /** The tables that activity messages fill, each keyed by actor (actor_kind, actor_id). */
 export const ACTIVITY_TABLES = ["activity_days", "activity_weeks", "event_days", "actor_summary"] as const;
