@@ -203,6 +203,28 @@ describe("compaction beside the commits", () => {
       to: Date.UTC(2026, 2, 20) / 86_400_000,
       rolling: true,
     }),
+    // Weekly, over ranges that cut the week of Monday 03-09 (03-01 is a Sunday) after its Tuesday,
+    // the last day of the first part: that week's rows come from both parts, and the compaction
+    // merges their days.
+    weekly: await Promise.all(
+      (["user", "company"] as const).flatMap((level) =>
+        [
+          [4, 10],
+          [11, 20],
+        ].map(([from, to]) =>
+          engine.reports.active({
+            workspaceId: WS,
+            level,
+            includeAnonymous: false,
+            timeZone: "UTC",
+            interval: "week",
+            from: Date.UTC(2026, 2, from as number) / 86_400_000,
+            to: Date.UTC(2026, 2, to as number) / 86_400_000,
+            rolling: false,
+          }),
+        ),
+      ),
+    ),
   });
 
   it("keeps what is committed while it runs, and answers as without it", async () => {

@@ -4,7 +4,7 @@ import { MIGRATIONS, migrate } from "../src/storage/duckdb/migrations.js";
 
 /** A database made by an earlier release, at schema version 6, migrated by this one. */
 describe("migrations", () => {
-  it("fills activity_weeks and track_events from what an earlier version stored", async () => {
+  it("fills activity_weeks (with the days of each week) and track_events from what an earlier version stored", async () => {
     const instance = await DuckDBInstance.create(":memory:");
     const connection = await instance.connect();
     try {
@@ -17,8 +17,9 @@ describe("migrations", () => {
         await connection.run("INSERT INTO schema_migrations VALUES ($1, $2, now())", [m.version, m.description]);
       }
       // u1: Monday 03-02 (2 events), Sunday 03-08 (1), Monday 03-09 (4); a1 with context acme on
-      // Wednesday 03-04 (1). Weeks run Monday to Sunday: u1 has 3 events in the week of 03-02, 4 in the
-      // week of 03-09; a1 has 1 in the week of 03-02.
+      // Wednesday 03-04 (1). Weeks run Monday to Sunday: u1 has 3 events in the week of 03-02, on its
+      // Monday and Sunday (days 1 + 64 = 65), 4 in the week of 03-09 (Monday: 1); a1 has 1 in the week
+      // of 03-02, on its Wednesday (4).
       await connection.run(`
         INSERT INTO activity_days VALUES
           ('ws', 'user', 'u1', NULL, DATE '2026-03-02', 2, TIMESTAMPTZ '2026-03-02 09:00:00Z', TIMESTAMPTZ '2026-03-02 17:00:00Z'),
@@ -46,14 +47,14 @@ describe("migrations", () => {
       const rows = (
         await connection.runAndReadAll(
           `SELECT actor_id, context_group_id, strftime(DATE '1970-01-01' + week * 7 - 3, '%Y-%m-%d') AS monday, events,
-             strftime(first_ts, '%m-%d %H:%M'), strftime(last_ts, '%m-%d %H:%M')
+             strftime(first_ts, '%m-%d %H:%M'), strftime(last_ts, '%m-%d %H:%M'), days
            FROM activity_weeks ORDER BY actor_id, week`,
         )
       ).getRows();
       expect(rows).toEqual([
-        ["a1", "acme", "2026-03-02", 1n, "03-04 10:00", "03-04 10:00"],
-        ["u1", null, "2026-03-02", 3n, "03-02 09:00", "03-08 12:00"],
-        ["u1", null, "2026-03-09", 4n, "03-09 08:00", "03-09 20:00"],
+        ["a1", "acme", "2026-03-02", 1n, "03-04 10:00", "03-04 10:00", 4],
+        ["u1", null, "2026-03-02", 3n, "03-02 09:00", "03-08 12:00", 65],
+        ["u1", null, "2026-03-09", 4n, "03-09 08:00", "03-09 20:00", 1],
       ]);
     } finally {
       connection.closeSync();

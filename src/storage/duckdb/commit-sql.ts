@@ -5,7 +5,7 @@
  * here only: a rebuild runs the same SQL over stored messages.
  */
 
-import { dayNumber, periodSql } from "./report-sql.js";
+import { dayNumber, periodSql, weekDaySql } from "./report-sql.js";
 
 /** How from_json reads a StoredMessage (see storage/types.ts) with the writer's hash words. */
 const ROW_TYPE = JSON.stringify([
@@ -158,6 +158,9 @@ function activityFrom(source: string): string {
 /** The week of the local day in `day`, numbered as the reports number their weekly periods. */
 export const WEEK_OF_DAY = periodSql("week", dayNumber("day"));
 
+/** The local day in `day` as its bit in activity_weeks.days: bit 0 for Monday to bit 6 for Sunday. */
+const DAY_OF_WEEK_BIT = `1::UTINYINT << ${weekDaySql(dayNumber("day"))}::UTINYINT`;
+
 /** The tables that activity messages fill, each keyed by actor (actor_kind, actor_id). */
 export const ACTIVITY_TABLES = ["activity_days", "activity_weeks", "event_days", "actor_summary"] as const;
 
@@ -177,7 +180,8 @@ export function activityTablesFrom(source: string, activity: string): string[] {
      FROM ${activity} WHERE NOT system
      GROUP BY workspace_id, actor_kind, actor_id, context_group_id, day`,
     `INSERT INTO activity_weeks
-     SELECT workspace_id, actor_kind, actor_id, context_group_id, ${WEEK_OF_DAY} AS week, count(*), min(timestamp), max(timestamp)
+     SELECT workspace_id, actor_kind, actor_id, context_group_id, ${WEEK_OF_DAY} AS week, count(*), min(timestamp), max(timestamp),
+       bit_or(${DAY_OF_WEEK_BIT})
      FROM ${activity} WHERE NOT system
      GROUP BY workspace_id, actor_kind, actor_id, context_group_id, week`,
     `INSERT INTO actor_summary

@@ -37,7 +37,7 @@ const SUMS = {
   },
   activity_weeks: {
     key: "workspace_id, actor_kind, actor_id, context_group_id, week",
-    aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
+    aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts), bit_or(days)",
     order: `${ACTOR_ORDER}, week`,
   },
   // Read event by event (feature adoption, a retention's start or return event, a company's top

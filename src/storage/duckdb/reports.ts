@@ -45,8 +45,6 @@ type Row = Record<string, DuckDBValue>;
 
 const num = (value: DuckDBValue | undefined): number => Number(value ?? 0);
 
-/** 2^32: a 32-bit word of days and its index packed in one number, index × WORD_SPAN + bits. */
-const WORD_SPAN = 4_294_967_296;
 const DAY = dayNumber("x.day");
 
 /**
@@ -61,23 +59,33 @@ function scopeParams(scope: Scope): Record<string, DuckDBValue> {
   return { ws: scope.workspaceId, tz: scope.timeZone };
 }
 
+/**
+ * Weeks per word of the rolling active counts: 7 bits a week (activity_weeks.days), 49 bits in all,
+ * which a DOUBLE holds exactly. Its low 28 bits and the rest are each read with 32-bit operators.
+ */
+const WORD_WEEKS = 7;
+const LOW_SPAN = 2 ** 28;
+
+/** The parameters that `sql` uses: DuckDB refuses any other, and plans share parameters. */
+function usedParams(sql: string, params: Record<string, DuckDBValue>): Record<string, DuckDBValue> {
+  return Object.fromEntries(Object.entries(params).filter(([name]) => new RegExp(`\\$${name}\\b`).test(sql)));
+}
+
 /** The report queries on DuckDB, over the derived tables (and raw messages for funnels and activation). */
 export class DuckDBReports implements ReportEngine {
   constructor(private readonly connection: () => DuckDBConnection) {}
 
   private run(sql: string, params: Record<string, DuckDBValue>) {
-    // DuckDB refuses named parameters that the statement does not use, and plans share parameters.
-    const used = Object.fromEntries(Object.entries(params).filter(([name]) => new RegExp(`\\$${name}\\b`).test(sql)));
-    return this.connection().runAndReadAll(sql, used);
+    return this.connection().runAndReadAll(sql, usedParams(sql, params));
   }
 
   private rows(sql: string, params: Record<string, DuckDBValue>): Promise<Row[]> {
     return wrap("report", async () => (await this.run(sql, params)).getRowObjects());
   }
 
-  /** The result column by column: much cheaper than row objects for a result of many rows. */
-  private columns(sql: string, params: Record<string, DuckDBValue>): Promise<DuckDBValue[][]> {
-    return wrap("report", async () => (await this.run(sql, params)).getColumns());
+  /** The result as DuckDB's chunks, for reading vector by vector. */
+  private chunks(sql: string, params: Record<string, DuckDBValue>) {
+    return wrap("report", () => this.connection().run(sql, usedParams(sql, params)));
   }
 
   async active(plan: ActivePlan): Promise<ActiveRow[]> {
@@ -102,49 +110,67 @@ export class DuckDBReports implements ReportEngine {
     // Rolling windows: an entity active on day a, next active on day n, counts for the w-day window
     // ending on each day of [a, min(a + w − 1, n − 1)]; those spans never overlap, so the number of
     // entities on a day is the number of spans covering it: +1 where a span starts, −1 after it ends.
-    // Each entity's active days come as bitmaps of 32 days (day a is bit a mod 32 of word a div 32,
-    // counting from `base`), with the first active day of its next non-empty word: one row per
-    // entity and word, a tenth of the entity-days, and no sort over them.
-    const base = plan.from - 29;
-    const words = await this.columns(
+    // Each entity's active days come from activity_weeks (under half the rows of activity_days) as
+    // one row of words, each of four weeks with a byte per week holding its days (activity_weeks.days):
+    // one row per entity, and no sort. The weeks run from the one holding the first day a window of
+    // `from` reaches; days outside [from − 29, to] only make marks before `from` or after `to`, which
+    // are not read.
+    const baseWeek = periodIndex(plan.from - 29, "week");
+    const lastWeek = periodIndex(plan.to, "week");
+    const base = periodFirstDay(baseWeek, "week");
+    const wordCount = Math.floor((lastWeek - baseWeek) / WORD_WEEKS) + 1;
+    const wordColumns = Array.from(
+      { length: wordCount },
+      (_, k) =>
+        `bit_or(days::UBIGINT << (7 * (w % ${WORD_WEEKS}))::UBIGINT) FILTER (WHERE w // ${WORD_WEEKS} = ${k})::DOUBLE AS w${k}`,
+    );
+    const result = await this.chunks(
       `WITH ${REPORT_IDENTITY_CTES},
-       days AS (
-         SELECT entity, (day - $base)::INTEGER AS d
-         FROM (${entityRows(plan, "activity_days", `${DAY} AS day`, `AND ${dayBetween("$base", "$to")}`)})
-       ),
-       words AS (
-         SELECT entity, d // 32 AS word, min(d) AS first, bit_or(1::UINTEGER << (d % 32))::UINTEGER AS bits
-         FROM days GROUP BY entity, word
+       weeks AS (
+         SELECT entity, week - $baseWeek AS w, days
+         FROM (${entityRows(plan, "activity_weeks", "x.week, x.days", "AND x.week BETWEEN $baseWeek AND $lastWeek")})
        )
-       -- Word and bits in one number (exact below 2^53), since reading each value into JavaScript costs.
-       SELECT (word * ${WORD_SPAN} + bits)::DOUBLE AS packed, lead(first) OVER (PARTITION BY entity ORDER BY word) AS next
-       FROM words`,
-      { ...params, base },
+       SELECT ${wordColumns.join(", ")} FROM weeks GROUP BY entity`,
+      { ...params, baseWeek, lastWeek },
     );
     const span = plan.to - base + 1;
-    // Marks for windows of 1, 7 and 30 days; the last spans end up to 30 days after `to`.
-    const at1 = new Int32Array(span + 31);
-    const at7 = new Int32Array(span + 31);
-    const at30 = new Int32Array(span + 31);
-    const [packed = [], next = []] = words;
-    for (let r = 0; r < packed.length; r++) {
-      const value = num(packed[r]);
-      const word = Math.floor(value / WORD_SPAN);
-      let rest = value - word * WORD_SPAN;
-      const offset = word * 32;
-      const following = next[r];
-      const after = following === null || following === undefined ? Number.POSITIVE_INFINITY : num(following);
-      while (rest !== 0) {
-        const low = rest & -rest;
-        rest = (rest ^ low) >>> 0;
-        const day = offset + 31 - Math.clz32(low);
-        const until = rest === 0 ? after : offset + 31 - Math.clz32(rest & -rest);
-        (at1[day] as number)++;
-        (at1[day + 1] as number)--;
-        (at7[day] as number)++;
-        (at7[Math.min(day + 7, until)] as number)--;
-        (at30[day] as number)++;
-        (at30[Math.min(day + 30, until)] as number)--;
+    // Marks for windows of 1, 7 and 30 days; the last spans end up to 30 days after the last word.
+    const size = wordCount * WORD_WEEKS * 7 + 31;
+    const at1 = new Int32Array(size);
+    const at7 = new Int32Array(size);
+    const at30 = new Int32Array(size);
+    // Read vector by vector: converting 50,000 rows of words to JavaScript arrays first costs more
+    // than the loop below.
+    for (let c = 0; c < result.chunkCount; c++) {
+      const chunk = result.getChunk(c);
+      const words = Array.from({ length: wordCount }, (_, k) => chunk.getColumnVector(k));
+      for (let r = 0; r < chunk.rowCount; r++) {
+        // From the last day back, so that each day's next active day is the one just seen.
+        let after = Number.POSITIVE_INFINITY;
+        for (let k = wordCount - 1; k >= 0; k--) {
+          const word = num(words[k]?.getItem(r));
+          // Bit b is day b of the word (day 49k after base): its low 28 bits, then the rest, in
+          // numbers that JavaScript's 32-bit operators take.
+          const low = word % LOW_SPAN;
+          for (const [part, first] of [
+            [(word - low) / LOW_SPAN, k * WORD_WEEKS * 7 + 28],
+            [low, k * WORD_WEEKS * 7],
+          ] as const) {
+            let rest = part;
+            while (rest !== 0) {
+              const high = 31 - Math.clz32(rest);
+              rest ^= 1 << high;
+              const day = first + high;
+              (at1[day] as number)++;
+              (at1[day + 1] as number)--;
+              (at7[day] as number)++;
+              (at7[Math.min(day + 7, after)] as number)--;
+              (at30[day] as number)++;
+              (at30[Math.min(day + 30, after)] as number)--;
+              after = day;
+            }
+          }
+        }
       }
     }
     const marks = [at1, at7, at30];
