@@ -1,6 +1,8 @@
+import { DuckDBInstance } from "@duckdb/node-api";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { formatDay, parseDay } from "../src/reports/periods.js";
-import { weekCover } from "../src/storage/duckdb/report-sql.js";
+import { weekCover, weeksFilter } from "../src/storage/duckdb/report-sql.js";
 
 /**
  * Weekly reports read activity_weeks: whole weeks by number, and the weeks at a range's edges by the
@@ -72,5 +74,52 @@ describe("weekCover", () => {
         ["2026-03-10", "2026-03-12"],
       ]),
     ).toEqual({ weeks: [["2026-03-02", "2026-03-15"]], partial: [] });
+  });
+});
+
+describe("weeksFilter", () => {
+  it("keeps exactly the rows of activity_weeks with a day in one of the ranges", async () => {
+    // Every week of a 15-week stretch with every set of days: a row is kept when one of its days
+    // lies in a range, worked out here day by day.
+    const instance = await DuckDBInstance.create(":memory:");
+    const connection = await instance.connect();
+    const firstWeek = 2920;
+    try {
+      await connection.run(
+        `CREATE TABLE x AS SELECT w AS week, d::UTINYINT AS days
+         FROM range(${firstWeek}, ${firstWeek + 15}) t(w), range(1, 128) u(d)`,
+      );
+      const monday = firstWeek * 7 - 3;
+      const ranges = fc.array(
+        fc
+          .tuple(fc.integer({ min: monday - 3, max: monday + 110 }), fc.integer({ min: 0, max: 30 }))
+          .map(([lo, length]) => [lo, lo + length] as [number, number]),
+        { minLength: 1, maxLength: 4 },
+      );
+      await fc.assert(
+        fc.asyncProperty(ranges, async (spans) => {
+          const { weeks, partial } = weekCover(spans);
+          const kept = (
+            await connection.runAndReadAll(
+              `SELECT week, days FROM x WHERE ${weeksFilter(weeks, partial)} ORDER BY week, days`,
+            )
+          ).getRows();
+          const expected: [number, number][] = [];
+          for (let week = firstWeek; week < firstWeek + 15; week++) {
+            for (let days = 1; days < 128; days++) {
+              const hit = Array.from({ length: 7 }, (_, i) => i).some(
+                (i) => (days >> i) & 1 && spans.some(([lo, hi]) => week * 7 - 3 + i >= lo && week * 7 - 3 + i <= hi),
+              );
+              if (hit) expected.push([week, days]);
+            }
+          }
+          expect(kept.map(([week, days]) => [Number(week), Number(days)])).toEqual(expected);
+        }),
+        { numRuns: 60 },
+      );
+    } finally {
+      connection.closeSync();
+      instance.closeSync();
+    }
   });
 });

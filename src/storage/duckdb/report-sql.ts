@@ -126,8 +126,7 @@ const WHOLE_WEEK = 0b111_1111;
 export function weekCover(ranges: DayRanges): { weeks: [number, number][]; partial: [number, number][] } {
   const weeks: [number, number][] = [];
   const masks = new Map<number, number>();
-  for (const [lo, hi] of ranges) {
-    if (lo > hi) continue;
+  for (const [lo, hi] of mergeRanges(ranges)) {
     const first = periodIndex(lo, "week");
     const last = periodIndex(hi, "week");
     // The whole weeks: from the first week unless lo is past its Monday, to the last unless hi is before its Sunday.
@@ -142,13 +141,42 @@ export function weekCover(ranges: DayRanges): { weeks: [number, number][]; parti
       masks.set(week, (masks.get(week) ?? 0) | (((1 << (b + 1)) - 1) & ~((1 << a) - 1)));
     }
   }
-  const partial: [number, number][] = [];
-  for (const [week, mask] of [...masks].sort(([a], [b]) => a - b)) {
-    if (weeks.some(([from, to]) => week >= from && week <= to)) continue;
-    if (mask === WHOLE_WEEK) weeks.push([week, week]);
-    else partial.push([week, mask]);
-  }
+  // The ranges are apart by a day at least, so no week is whole by the days of two of them.
+  const partial = [...masks].sort(([a], [b]) => a - b);
   return { weeks, partial };
+}
+
+/** Day ranges sorted, without empty ones, and those that overlap or touch made one. */
+export function mergeRanges(ranges: DayRanges): [number, number][] {
+  const merged: [number, number][] = [];
+  for (const [lo, hi] of [...ranges].filter(([lo, hi]) => lo <= hi).sort(([a], [b]) => a - b)) {
+    const last = merged[merged.length - 1];
+    if (last && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else merged.push([lo, hi]);
+  }
+  return merged;
+}
+
+/**
+ * The rows of activity_weeks on the days of weekCover's result: one range of weeks, which DuckDB
+ * checks as it scans, then the days of the rows of partial weeks (and none of the weeks between two
+ * ranges). An OR of a condition per span and per partial week is not pushed into the scan, and cost
+ * half as much again as the whole query without it.
+ */
+export function weeksFilter(weeks: readonly [number, number][], partial: readonly [number, number][]): string {
+  const int = (n: number) => String(Math.trunc(n));
+  const all = [...weeks.flat(), ...partial.map(([week]) => week)];
+  const first = Math.min(...all);
+  const last = Math.max(...all);
+  const span = `x.week BETWEEN ${int(first)} AND ${int(last)}`;
+  const held = weeks.reduce((n, [from, to]) => n + to - from + 1, 0) + partial.length;
+  const gaps = held < last - first + 1;
+  if (partial.length === 0 && !gaps) return span;
+  const cases = [
+    ...partial.map(([week, mask]) => `WHEN x.week = ${int(week)} THEN ${int(mask)}`),
+    ...(gaps ? weeks.map(([from, to]) => `WHEN x.week BETWEEN ${int(from)} AND ${int(to)} THEN ${WHOLE_WEEK}`) : []),
+  ];
+  return `${span} AND x.days & (CASE ${cases.join(" ")} ELSE ${gaps ? 0 : WHOLE_WEEK} END)::UTINYINT <> 0`;
 }
 
 /**
@@ -159,25 +187,22 @@ export function weekCover(ranges: DayRanges): { weeks: [number, number][]; parti
  * of each row. activity_days is in actor order, so that reading a few of its days costs a whole scan.
  */
 export function activePeriodRows(scope: Scope, interval: Interval, ranges: DayRanges): string {
-  const kept = ranges.filter(([lo, hi]) => lo <= hi);
+  const kept = mergeRanges(ranges);
   if (kept.length === 0) return "SELECT NULL::VARCHAR AS entity, NULL::INTEGER AS p WHERE false";
   const int = (n: number) => String(Math.trunc(n));
   if (interval === "week") {
     const { weeks, partial } = weekCover(kept);
-    const terms = [
-      ...weeks.map(([from, to]) => `x.week BETWEEN ${int(from)} AND ${int(to)}`),
-      ...partial.map(([week, mask]) => `(x.week = ${int(week)} AND x.days & ${int(mask)}::UTINYINT <> 0)`),
-    ];
-    return `SELECT entity, p FROM (${entityRows(scope, "activity_weeks", "x.week AS p", `AND (${terms.join(" OR ")})`)})`;
+    return `SELECT entity, p FROM (${entityRows(scope, "activity_weeks", "x.week AS p", `AND ${weeksFilter(weeks, partial)}`)})`;
   }
-  const days = kept.map(
-    ([lo, hi]) => `x.day BETWEEN DATE '1970-01-01' + ${int(lo)} AND DATE '1970-01-01' + ${int(hi)}`,
-  );
+  const date = (n: number) => `DATE '1970-01-01' + ${int(n)}`;
+  const days = kept.map(([lo, hi]) => `x.day BETWEEN ${date(lo)} AND ${date(hi)}`);
+  // The whole span first, which DuckDB checks as it scans (see weeksFilter), then each range.
+  const span = `x.day BETWEEN ${date(Math.min(...kept.map(([lo]) => lo)))} AND ${date(Math.max(...kept.map(([, hi]) => hi)))}`;
   return `SELECT entity, p FROM (${entityRows(
     scope,
     "activity_days",
     `${periodSql(interval, dayNumber("x.day"))} AS p`,
-    `AND (${days.join(" OR ")})`,
+    `AND ${span} AND (${days.join(" OR ")})`,
   )})`;
 }
 
