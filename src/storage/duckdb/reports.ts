@@ -283,6 +283,7 @@ export class DuckDBReports implements ReportEngine {
       from: plan.from,
       to: plan.to,
       window: plan.windowSeconds,
+      windowUs: plan.windowSeconds * 1_000_000,
     };
     plan.steps.forEach((step, i) => {
       params[`e${i}`] = step;
@@ -293,6 +294,10 @@ export class DuckDBReports implements ReportEngine {
     // When every step is a different event, one message can satisfy one step only anyway and the
     // timestamps alone decide: numbering the messages was most of the query's time.
     const repeats = new Set(plan.steps).size < plan.steps.length;
+    // Each message's event as the first step it names, a small integer, which costs less to carry
+    // and to compare than the event's name.
+    const stepOf = (k: number) => plan.steps.indexOf(plan.steps[k] as string);
+    const step = `CASE x.event ${plan.steps.map((_, k) => `WHEN $e${k} THEN ${stepOf(k)}`).join(" ")} END::UTINYINT AS step`;
     const chain: string[] = [];
     for (let k = 1; k < plan.steps.length; k++) {
       const usedBefore = plan.steps.slice(0, k).lastIndexOf(plan.steps[k] as string);
@@ -300,14 +305,14 @@ export class DuckDBReports implements ReportEngine {
       const bound = !repeats
         ? `s.t${k - 1}`
         : usedBefore === -1
-          ? `(epoch_ms(s.t${k - 1}) * 1048576)`
-          : `CASE WHEN s.t${k - 1} IS NOT NULL THEN greatest(epoch_ms(s.t${k - 1}) * 1048576, s.o${usedBefore} + 1) END`;
+          ? `(s.t${k - 1} // 1000 * 1048576)`
+          : `CASE WHEN s.t${k - 1} IS NOT NULL THEN greatest(s.t${k - 1} // 1000 * 1048576, s.o${usedBefore} + 1) END`;
       // A NULL bound does not keep the ASOF join from matching: on large inputs DuckDB (1.5) matches
       // it to the entity's first row. Step k counts only when step k−1 was reached.
-      const reached = `s.t${k - 1} IS NOT NULL AND e.ts <= s.t0 + to_seconds($window)`;
+      const reached = `s.t${k - 1} IS NOT NULL AND e.ts <= s.t0 + $windowUs`;
       chain.push(`s${k} AS (
         SELECT s.*, CASE WHEN ${reached} THEN e.ts END AS t${k}${repeats ? `, CASE WHEN ${reached} THEN e.ord END AS o${k}` : ""}
-        FROM s${k - 1} s ASOF LEFT JOIN (SELECT entity, ${repeats ? "ord, " : ""}ts FROM ev WHERE event = $e${k}) e
+        FROM s${k - 1} s ASOF LEFT JOIN (SELECT entity, ${repeats ? "ord, " : ""}ts FROM ev WHERE step = ${stepOf(k)}) e
           ON e.entity = s.entity AND e.${repeats ? "ord" : "ts"} >= ${bound}
       )`);
     }
@@ -318,23 +323,24 @@ export class DuckDBReports implements ReportEngine {
       .slice(1)
       .map(
         (_, i) =>
-          `median(epoch_ms(b.t${i + 1}) - epoch_ms(b.t${i})) FILTER (WHERE b.t${i + 1} IS NOT NULL) / 1000.0 AS m${i + 1}`,
+          `median(b.t${i + 1} // 1000 - b.t${i} // 1000) FILTER (WHERE b.t${i + 1} IS NOT NULL) / 1000.0 AS m${i + 1}`,
       )
       .join(", ");
     const ord = repeats
-      ? "epoch_ms(ts) * 1048576 + row_number() OVER (PARTITION BY entity, epoch_ms(ts) ORDER BY message_id) AS ord"
+      ? "ts // 1000 * 1048576 + row_number() OVER (PARTITION BY entity, ts // 1000 ORDER BY message_id) AS ord"
       : "NULL AS ord";
     const sql = `
       WITH ${REPORT_IDENTITY_CTES},
-      raw AS (${messageRows(plan, `x.timestamp AS ts, x.event${repeats ? ", x.message_id" : ""}`, `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= ${dayStart("$from")} AND x.timestamp < ${dayStart("$to + 1")} + to_seconds($window)`)}),
+      raw AS (${messageRows(plan, `x.timestamp AS ts, ${step}${repeats ? ", x.message_id" : ""}`, `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= ${dayStart("$from")} AND x.timestamp < ${dayStart("$to + 1")} + to_seconds($window)`)}),
       -- The entities as integers, numbered here: the ASOF joins below sort each side by entity and
       -- time, and with integers instead of text ids the benchmark's user funnel took a quarter less.
       numbered AS (SELECT entity, row_number() OVER () AS id FROM (SELECT DISTINCT entity FROM raw)),
-      keyed AS (SELECT n.id AS entity, r.ts, r.event${repeats ? ", r.message_id" : ""} FROM raw r JOIN numbered n USING (entity)),
-      ev AS (SELECT entity, ts, event, ${ord} FROM keyed),
+      -- Times as microseconds since the epoch: a window's end is then an addition of integers.
+      keyed AS (SELECT n.id AS entity, epoch_us(r.ts) AS ts, r.step${repeats ? ", r.message_id" : ""} FROM raw r JOIN numbered n USING (entity)),
+      ev AS (SELECT entity, ts, step, ${ord} FROM keyed),
       s0 AS (
         SELECT entity, ts AS t0, ord AS o0 FROM ev
-        WHERE event = $e0 AND ts < ${dayStart("$to + 1")}
+        WHERE step = 0 AND ts < epoch_us(${dayStart("$to + 1")})
       ),
       ${chain.length > 0 ? `${chain.join(",\n")},` : ""}
       depths AS (SELECT *, ${depth} AS depth FROM s${last}),
