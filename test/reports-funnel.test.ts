@@ -52,8 +52,9 @@ const rows = (f: Funnel) =>
 describe("funnel at user level", () => {
   /*
    * Steps A → B → C, windowDays 1 (86,400 s), range 2026-04-01 .. 2026-04-03.
-   *   u1: A 04-01 10:00:00; B at the same second (its messageId sorts before A's); C 04-02 10:00:00,
-   *       exactly 86,400 s after A → depth 3; gaps B−A 0, C−B 86,400.
+   *   u1: A 04-01 10:00:00; B at the same second (its messageId sorts before A's), B again at 10:30;
+   *       C 04-02 10:00:00, exactly 86,400 s after A → depth 3; gaps B−A 0 (the B at the same
+   *       second is the next one), C−B 86,400.
    *   u2: A 04-01 12:00:00; B 13:00:00; C 04-02 12:00:01, one second past the window → depth 2; gap 3,600.
    *   u3: B 04-01 09:00 then A 10:00: the B came first, no B after → depth 1.
    *   u4: A 03-31 23:00 (before `from`), B, C on 04-01: no step-1 occurrence in the range → not counted.
@@ -71,6 +72,7 @@ describe("funnel at user level", () => {
     await sendBatch(t, [
       track("u1", "A", "2026-04-01T10:00:00", { id: "u1-2" }),
       track("u1", "B", "2026-04-01T10:00:00", { id: "u1-1" }),
+      track("u1", "B", "2026-04-01T10:30:00"),
       track("u1", "C", "2026-04-02T10:00:00"),
       track("u2", "A", "2026-04-01T12:00:00"),
       track("u2", "B", "2026-04-01T13:00:00"),

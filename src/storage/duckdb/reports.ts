@@ -312,7 +312,7 @@ export class DuckDBReports implements ReportEngine {
       const reached = `s.t${k - 1} IS NOT NULL AND e.ts <= s.t0 + $windowUs`;
       chain.push(`s${k} AS (
         SELECT s.*, CASE WHEN ${reached} THEN e.ts END AS t${k}${repeats ? `, CASE WHEN ${reached} THEN e.ord END AS o${k}` : ""}
-        FROM s${k - 1} s ASOF LEFT JOIN (SELECT entity, ${repeats ? "ord, " : ""}ts FROM ev WHERE step = ${stepOf(k)}) e
+        FROM s${k - 1} s ASOF LEFT JOIN (SELECT entity, ${repeats ? "ord, " : ""}ts FROM rest WHERE step = ${stepOf(k)}) e
           ON e.entity = s.entity AND e.${repeats ? "ord" : "ts"} >= ${bound}
       )`);
     }
@@ -326,6 +326,31 @@ export class DuckDBReports implements ReportEngine {
           `median(b.t${i + 1} // 1000 - b.t${i} // 1000) FILTER (WHERE b.t${i + 1} IS NOT NULL) / 1000.0 AS m${i + 1}`,
       )
       .join(", ");
+    // Step 1 counts up to the end of `to`; later steps up to a window after it.
+    const end = `epoch_us(${dayStart("$to + 1")})`;
+    // Without a repeated event, an entity whose first step-1 occurrence goes the whole way is done:
+    // that occurrence is the earliest of those reaching the greatest depth. Following only each
+    // entity's first occurrence takes a join and a min() per step; the ASOF joins then follow every
+    // occurrence of the other entities only, most of the time a few. Entities with no step-1
+    // occurrence in the range count nowhere, and are left out. (With a repeated event, one message
+    // must not count for two steps, which the ASOF joins see to.)
+    const firstPass =
+      repeats || plan.steps.length < 2
+        ? ""
+        : `f0 AS (SELECT entity, min(ts) AS t0 FROM ev WHERE step = 0 AND ts < ${end} GROUP BY entity),
+      ${plan.steps
+        .slice(1)
+        .map(
+          (_, i) =>
+            `f${i + 1} AS (
+        SELECT f.*, min(e.ts) AS t${i + 1}
+        FROM f${i} f LEFT JOIN ev e ON e.entity = f.entity AND e.step = ${stepOf(i + 1)} AND e.ts >= f.t${i}
+        GROUP BY ALL
+      ),`,
+        )
+        .join("\n      ")}
+      firsts AS MATERIALIZED (SELECT *, coalesce(t${last} <= t0 + $windowUs, false) AS done FROM f${last}),
+      done AS (SELECT * FROM firsts WHERE done),`;
     const ord = repeats
       ? "ts // 1000 * 1048576 + row_number() OVER (PARTITION BY entity, ts // 1000 ORDER BY message_id) AS ord"
       : "NULL AS ord";
@@ -338,15 +363,16 @@ export class DuckDBReports implements ReportEngine {
       -- Times as microseconds since the epoch: a window's end is then an addition of integers.
       keyed AS (SELECT n.id AS entity, epoch_us(r.ts) AS ts, r.step${repeats ? ", r.message_id" : ""} FROM raw r JOIN numbered n USING (entity)),
       ev AS (SELECT entity, ts, step, ${ord} FROM keyed),
-      s0 AS (
-        SELECT entity, ts AS t0, ord AS o0 FROM ev
-        WHERE step = 0 AND ts < epoch_us(${dayStart("$to + 1")})
-      ),
+      ${firstPass}
+      -- The messages of the entities left for the ASOF joins.
+      rest AS (SELECT * FROM ${firstPass ? "ev SEMI JOIN (SELECT entity FROM firsts WHERE NOT done) USING (entity)" : "ev"}),
+      s0 AS (SELECT entity, ts AS t0, ord AS o0 FROM rest WHERE step = 0 AND ts < ${end}),
       ${chain.length > 0 ? `${chain.join(",\n")},` : ""}
       depths AS (SELECT *, ${depth} AS depth FROM s${last}),
       -- Per entity, its depth and the earliest step-1 occurrence reaching it: an aggregate, not a sort.
       best AS (
         SELECT max(depth) AS depth, min_by({${times}}, (-depth, t0, o0)) AS b FROM depths GROUP BY entity
+        ${firstPass ? `UNION ALL SELECT ${plan.steps.length}, {${times}} FROM done` : ""}
       )
       SELECT ${plan.steps.map((_, k) => `count(*) FILTER (WHERE depth >= ${k + 1}) AS c${k}`).join(", ")}
         ${gaps ? `, ${gaps}` : ""}
