@@ -182,7 +182,7 @@ export function weeksFilter(weeks: readonly [number, number][], partial: readonl
 /**
  * `entity` and `p` for each activity row on the days of `ranges`, `p` being the row's period: the
  * entities active in each period, counting those days only. Rows repeat; callers reduce them (periodWords).
- * Weekly periods read activity_weeks alone, under half the rows of activity_days (724k against
+ * Weekly periods read activity_weeks alone, under half the rows of activity_days (756k against
  * 1.73M on the benchmark data): whole weeks by their number, the weeks at a range's edges by the days
  * of each row. activity_days is in actor order, so that reading a few of its days costs a whole scan.
  */
