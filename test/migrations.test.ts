@@ -4,7 +4,7 @@ import { MIGRATIONS, migrate } from "../src/storage/duckdb/migrations.js";
 
 /** A database made by an earlier release, at schema version 6, migrated by this one. */
 describe("migrations", () => {
-  it("fills activity_weeks (with the days of each week) and track_events from what an earlier version stored", async () => {
+  it("fills activity_weeks (with the days of each week), track_events and message_days from what an earlier version stored", async () => {
     const instance = await DuckDBInstance.create(":memory:");
     const connection = await instance.connect();
     try {
@@ -43,6 +43,18 @@ describe("migrations", () => {
       expect(tracks).toEqual([
         ["m1", "track", "Opened", "u1", null, "acme"],
         ["m4", "track", "Saved", null, "a1", null],
+      ]);
+      // message_days, every message by actor and UTC day: a1's track on 03-01; u1's track, page and
+      // identify on 03-02 (the identify carries u1's userId, so it is u1's), 09:00 to 09:06.
+      const days = (
+        await connection.runAndReadAll(
+          `SELECT actor_kind, actor_id, strftime(day, '%m-%d'), messages, strftime(first_ts, '%H:%M'), strftime(last_ts, '%H:%M')
+           FROM message_days ORDER BY actor_id`,
+        )
+      ).getRows();
+      expect(days).toEqual([
+        ["anon", "a1", "03-01", 1n, "08:00", "08:00"],
+        ["user", "u1", "03-02", 3n, "09:00", "09:06"],
       ]);
       const rows = (
         await connection.runAndReadAll(

@@ -86,7 +86,7 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
   await connection.run(`DELETE FROM messages WHERE ${own}`, params);
   await connection.run(`DELETE FROM track_events WHERE ${own}`, params);
   const actor = `((actor_kind = 'user' AND actor_id = $userId) OR (actor_kind = 'anon' AND actor_id IN ${anon}))`;
-  for (const table of [...ACTIVITY_TABLES, "memberships"]) {
+  for (const table of [...ACTIVITY_TABLES, "message_days", "memberships"]) {
     await connection.run(`DELETE FROM ${table} WHERE workspace_id = $ws AND ${actor}`, params);
   }
   await connection.run(

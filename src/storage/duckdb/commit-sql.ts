@@ -207,10 +207,20 @@ export function trackEventsFrom(source: string): string {
   FROM ${source} WHERE type = 'track' AND event IS NOT NULL`;
 }
 
+/** Messages of `source` per actor (userId, else anonymousId) and UTC day, as rows of message_days. */
+export function messageDaysFrom(source: string): string {
+  return `INSERT INTO message_days
+  SELECT workspace_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END AS actor_kind,
+    coalesce(user_id, anonymous_id) AS actor_id, timezone('UTC', timestamp)::DATE AS day, count(*), min(timestamp), max(timestamp)
+  FROM ${source} WHERE coalesce(user_id, anonymous_id) IS NOT NULL
+  GROUP BY workspace_id, actor_kind, actor_id, day`;
+}
+
 /** Every statement a commit may run after loading `commit_rows`, each prepared once. */
 export const COMMIT_STATEMENTS = {
   messages: `INSERT INTO messages SELECT ${MESSAGE_COLUMNS} FROM commit_rows`,
   hashes: "INSERT INTO message_hashes SELECT h0, h1, h2, h3 FROM commit_rows",
+  messageDays: messageDaysFrom("commit_rows"),
   links: linksFrom("commit_rows"),
   memberships: membershipsFrom("commit_rows"),
   traits: traitsFrom("commit_rows"),
@@ -221,7 +231,7 @@ export const COMMIT_STATEMENTS = {
 
 /** The statements of COMMIT_STATEMENTS that a commit of this shape needs, in order. */
 export function commitSteps(shape: CommitShape): string[] {
-  const steps: string[] = [COMMIT_STATEMENTS.messages, COMMIT_STATEMENTS.hashes];
+  const steps: string[] = [COMMIT_STATEMENTS.messages, COMMIT_STATEMENTS.hashes, COMMIT_STATEMENTS.messageDays];
   if (shape.links) steps.push(COMMIT_STATEMENTS.links);
   if (shape.groups) steps.push(COMMIT_STATEMENTS.memberships);
   if (shape.groups || shape.identifies) steps.push(COMMIT_STATEMENTS.traits);

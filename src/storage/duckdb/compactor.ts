@@ -49,6 +49,12 @@ const SUMS = {
     aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
     order: "workspace_id, context_group_id IS NOT NULL, type, event, actor_kind, actor_id, context_group_id, day",
   },
+  // Read actor by actor (a user's timeline), so in actor order.
+  message_days: {
+    key: "workspace_id, actor_kind, actor_id, day",
+    aggregates: "sum(messages)::BIGINT, min(first_ts), max(last_ts)",
+    order: "workspace_id, actor_kind, actor_id, day",
+  },
   workspace_counters: {
     key: "workspace_id",
     aggregates: "sum(messages)::BIGINT, sum(events)::BIGINT, sum(duplicates)::BIGINT",
@@ -65,6 +71,7 @@ const days = (first: number, last: number) =>
 const RANGES: Record<string, (first: number, last: number) => string> = {
   activity_days: days,
   event_days: days,
+  message_days: days,
   // The weeks of those days, numbered as WEEK_OF_DAY numbers them.
   activity_weeks: (first, last) => `week BETWEEN ${periodIndex(first, "week")} AND ${periodIndex(last, "week")}`,
 };

@@ -27,7 +27,14 @@ import type {
 import { copyDatabase, eraseUser, readDeletionRequests, transaction } from "./admin.js";
 import { companyProfile, listCompanies, USER_ANONYMOUS_IDS_SQL, userProfile } from "./entities.js";
 import { migrate } from "./migrations.js";
-import { eventsQuery, type TimelineHints, timelineBoundQuery, toEventRecord } from "./queries.js";
+import {
+  eventsQuery,
+  type TimelineHints,
+  timelineBoundQuery,
+  timelineRanges,
+  toEventRecord,
+  userTimelineDaysQuery,
+} from "./queries.js";
 import { rebuildActivity } from "./rebuild.js";
 import { DuckDBReports } from "./reports.js";
 import { deleteExpired, dropWorkspaceFromSessions, insertSession, readSessions } from "./sessions.js";
@@ -257,8 +264,23 @@ export class DuckDBEngine implements StorageEngine {
         // A NUL cannot be written in a SQL literal; such ids keep the subquery.
         if (!ids.some((id) => id.includes("\0"))) hints.userAnonymousIds = ids;
       }
-      const bound = timelineBoundQuery(query, hints.userAnonymousIds);
-      if (bound !== null) {
+      const days = hints.userAnonymousIds === undefined ? null : userTimelineDaysQuery(query, hints.userAnonymousIds);
+      const bound = days === null ? timelineBoundQuery(query, hints.userAnonymousIds) : null;
+      if (days !== null) {
+        const rows = (await this.connection().runAndReadAll(days.sql, days.params)).getRowObjects().map((r) => ({
+          messages: Number(r.messages),
+          first: BigInt(r.first as bigint),
+          last: BigInt(r.last as bigint),
+        }));
+        const found = timelineRanges(rows, query.limit, query.after);
+        if ("ranges" in found) {
+          // No span: the user has no message the page could hold.
+          if (found.ranges.length === 0) return [];
+          hints.ranges = found.ranges;
+        } else if (found.since !== null) {
+          hints.since = found.since;
+        }
+      } else if (bound !== null) {
         const found = (await this.connection().runAndReadAll(bound.sql, bound.params)).getRows()[0]?.[0];
         if (typeof found === "bigint") hints.since = found;
       }

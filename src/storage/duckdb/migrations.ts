@@ -252,6 +252,29 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       ALTER TABLE activity_weeks_days RENAME TO activity_weeks;
     `,
   },
+  {
+    version: 10,
+    description: "messages per actor and day",
+    sql: `
+      -- Every message with an actor (its userId, else its anonymousId) per UTC day: how many, the first
+      -- and the last. A user's timeline reads the messages of those time spans only.
+      CREATE TABLE message_days (
+        workspace_id VARCHAR NOT NULL,
+        actor_kind VARCHAR NOT NULL,
+        actor_id VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        messages BIGINT NOT NULL,
+        first_ts TIMESTAMPTZ NOT NULL,
+        last_ts TIMESTAMPTZ NOT NULL
+      );
+      INSERT INTO message_days
+      SELECT workspace_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END AS actor_kind,
+        coalesce(user_id, anonymous_id) AS actor_id, timezone('UTC', timestamp)::DATE AS day, count(*), min(timestamp), max(timestamp)
+      FROM messages WHERE coalesce(user_id, anonymous_id) IS NOT NULL
+      GROUP BY workspace_id, actor_kind, actor_id, day
+      ORDER BY workspace_id, actor_kind, actor_id, day;
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied; returns the versions applied now. */

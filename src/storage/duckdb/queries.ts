@@ -11,6 +11,11 @@ export interface TimelineHints {
   since?: bigint | null;
   /** The anonymousIds linked to query.userId (from USER_ANONYMOUS_IDS_SQL), instead of working them out. */
   userAnonymousIds?: readonly string[];
+  /**
+   * From timelineRanges: disjoint spans of time, inclusive, in µs since the epoch, that hold every
+   * message the page could return. Each is scanned on its own, and skips the row groups outside it.
+   */
+  ranges?: readonly (readonly [bigint, bigint])[];
 }
 
 /** A list of strings as SQL literals: a constant IN list, which DuckDB checks against each row group's statistics. */
@@ -52,6 +57,17 @@ export function eventsQuery(
     branches = branches.flatMap((branch) => alternatives.map((alternative) => [...branch, ...alternative]));
   };
   let with_ = "";
+  if (hints.ranges !== undefined) {
+    oneOf(
+      hints.ranges.map(([lo, hi], i) => {
+        params[`lo${i}`] = lo;
+        params[`hi${i}`] = hi;
+        return [
+          `timestamp BETWEEN make_timestamp($lo${i}::BIGINT)::TIMESTAMPTZ AND make_timestamp($hi${i}::BIGINT)::TIMESTAMPTZ`,
+        ];
+      }),
+    );
+  }
   if (query.type) {
     where.push("type = $type");
     params.type = query.type;
@@ -192,6 +208,80 @@ export function timelineBoundQuery(
     )
     SELECT epoch_us(max(since)) AS since FROM newest WHERE upto >= $limit`;
   return { sql, params };
+}
+
+/**
+ * For a user's timeline (no other filter), SQL for the message_days rows of the user and of its
+ * anonymousIds: per actor and UTC day, how many messages and their first and last timestamps (µs),
+ * which timelineRanges turns into the spans to scan. null for other queries.
+ */
+export function userTimelineDaysQuery(
+  query: EventQuery,
+  anonymousIds: readonly string[],
+): { sql: string; params: Record<string, DuckDBValue> } | null {
+  const narrowed = [query.type, query.anonymousId, query.groupId, query.companyId, query.event, query.messageId];
+  if (query.userId === undefined || narrowed.some((filter) => filter !== undefined)) return null;
+  const columns = "messages, epoch_us(first_ts) AS first, epoch_us(last_ts) AS last";
+  // Two scans, one per actor kind, each with simple filters that DuckDB checks against the
+  // statistics of the rows, which are in actor order.
+  const sql = `
+    SELECT ${columns} FROM message_days WHERE workspace_id = $ws AND actor_kind = 'user' AND actor_id = $userId
+    UNION ALL
+    SELECT ${columns} FROM message_days WHERE workspace_id = $ws AND actor_kind = 'anon' AND ${inList("actor_id", anonymousIds)}`;
+  return { sql, params: { ws: query.workspaceId, userId: query.userId } };
+}
+
+/** At most this many spans are scanned one by one; with more, one scan from the page's bound is cheaper. */
+export const MAX_TIMELINE_RANGES = 12;
+
+/** Spans closer than this (µs) are scanned as one. */
+const RANGE_GAP_US = 3_600_000_000n;
+
+/**
+ * The spans of time that hold every message of a user's page, from the user's message_days rows
+ * (`messages`, `first` and `last` in µs), for the page of `limit` messages after the cursor: or, when
+ * more than MAX_TIMELINE_RANGES spans would be needed, just the page's lower bound (`since`, or null
+ * when there is none).
+ *
+ * Rows wholly older than the cursor, newest first, until they hold `limit` messages: the page's
+ * messages all lie at or after the earliest first timestamp among them (as in timelineBoundQuery).
+ * Every row that reaches past that bound, cut to it and to the cursor, is a span to scan; spans that
+ * overlap or nearly touch are joined.
+ */
+export function timelineRanges(
+  rows: readonly { messages: number; first: bigint; last: bigint }[],
+  limit: number,
+  after?: EventQuery["after"],
+): { ranges: [bigint, bigint][] } | { since: bigint | null } {
+  const cursor = after === undefined ? null : cursorMicros(after);
+  const older = rows
+    .filter((r) => cursor === null || r.last < cursor)
+    .sort((a, b) => (a.last === b.last ? (a.first < b.first ? 1 : -1) : a.last < b.last ? 1 : -1));
+  let since: bigint | null = null;
+  let held = 0;
+  for (const row of older) {
+    held += row.messages;
+    since = since === null || row.first < since ? row.first : since;
+    if (held >= limit) break;
+  }
+  if (held < limit) since = null;
+  const spans = rows
+    .filter((r) => (cursor === null || r.first <= cursor) && (since === null || r.last >= since))
+    .map((r): [bigint, bigint] => [
+      since !== null && r.first < since ? since : r.first,
+      cursor !== null && r.last > cursor ? cursor : r.last,
+    ])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const ranges: [bigint, bigint][] = [];
+  for (const [lo, hi] of spans) {
+    const last = ranges[ranges.length - 1];
+    if (last && lo <= last[1] + RANGE_GAP_US) {
+      if (hi > last[1]) last[1] = hi;
+    } else {
+      ranges.push([lo, hi]);
+    }
+  }
+  return ranges.length <= MAX_TIMELINE_RANGES ? { ranges } : { since };
 }
 
 function text(value: DuckDBValue): string | null {

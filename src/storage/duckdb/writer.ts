@@ -285,11 +285,12 @@ export class GroupCommitWriter {
         (row as StoredMessage & { hash?: MessageHash }).hash = hash;
         stored.push(row);
         c.m++;
+        // The days of every message: message_days has rows for them all, the activity tables for some.
+        if (row.timestamp < first) first = row.timestamp;
+        if (row.timestamp > last) last = row.timestamp;
         if (ACTIVITY.has(row.type)) {
           c.e++;
           shape.activity = true;
-          if (row.timestamp < first) first = row.timestamp;
-          if (row.timestamp > last) last = row.timestamp;
         }
         if (row.userId !== null && (row.anonymousId !== null || row.type === "alias")) shape.links = true;
         if (row.type === "group") shape.groups = true;
@@ -334,7 +335,7 @@ export class GroupCommitWriter {
       this.seen.add(h0, h1, h2, h3);
     });
     // Local days lie within a day of UTC days, whatever the zone.
-    if (shape.activity) this.compactor.touched(Math.floor(first / DAY_MS) - 1, Math.floor(last / DAY_MS) + 1);
+    if (stored.length > 0) this.compactor.touched(Math.floor(first / DAY_MS) - 1, Math.floor(last / DAY_MS) + 1);
     this.compactor.committed(stored.length);
     this.onCommit?.({ rows, stored: stored.length, ms: performance.now() - started });
     for (const [i, job] of jobs.entries()) job.resolve(outcomes[i] as WriteOutcome[]);
