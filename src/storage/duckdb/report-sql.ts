@@ -62,9 +62,15 @@ export function entityRows(scope: Scope, table: string, columns: string, where =
  * Track calls as the report's entities, with the same rules as entityRows: a message's own userId,
  * else the user of its anonymousId; at company level its context.groupId, else the user's
  * companies. Columns are taken from `track_events` (the columns of `messages` that these reports
- * read, for track calls only, in event order) as `x`.
+ * read, for track calls only, in event order) as `x`. At company level, `members` may name a table
+ * with the columns of the members CTE and more, joined as `m` with the extra condition `on`.
  */
-export function messageRows(scope: Scope, columns: string, where: string): string {
+export function messageRows(
+  scope: Scope,
+  columns: string,
+  where: string,
+  members: { table: string; on: string } = { table: "members", on: "" },
+): string {
   const user = "coalesce(x.user_id, l.user_id)";
   // A pure equality, for the reason given at LINK_KEY.
   const join = "LEFT JOIN links l ON l.anonymous_id = CASE WHEN x.user_id IS NULL THEN x.anonymous_id END";
@@ -79,7 +85,7 @@ export function messageRows(scope: Scope, columns: string, where: string): strin
     SELECT x.context_group_id AS entity, ${columns} FROM track_events x
     WHERE x.workspace_id = $ws AND x.context_group_id IS NOT NULL ${where}
     UNION ALL
-    SELECT m.group_id AS entity, ${columns} FROM track_events x ${join} JOIN members m ON m.user_id = ${user}
+    SELECT m.group_id AS entity, ${columns} FROM track_events x ${join} JOIN ${members.table} m ON m.user_id = ${user} ${members.on}
     WHERE x.workspace_id = $ws AND x.context_group_id IS NULL ${where}`;
 }
 
