@@ -144,6 +144,10 @@ export function eventsQuery(
   return { sql, params };
 }
 
+/** Whether an events query has a filter besides its user or company: then it is not a plain timeline. */
+const narrowed = (query: EventQuery) =>
+  [query.type, query.anonymousId, query.groupId, query.event, query.messageId].some((filter) => filter !== undefined);
+
 /**
  * For a user's or a company's timeline (no other filter), SQL whose one row holds a lower bound on
  * the timestamps of the page eventsQuery returns, in microseconds, or NULL when there is none; null
@@ -160,8 +164,7 @@ export function timelineBoundQuery(
   query: EventQuery,
   userAnonymousIds?: readonly string[],
 ): { sql: string; params: Record<string, DuckDBValue> } | null {
-  const narrowed = [query.type, query.anonymousId, query.groupId, query.event, query.messageId];
-  if (narrowed.some((filter) => filter !== undefined)) return null;
+  if (narrowed(query)) return null;
   const params: Record<string, DuckDBValue> = { ws: query.workspaceId, limit: query.limit };
   let rows: string;
   const columns = "x.events, x.first_ts, x.last_ts";
@@ -219,8 +222,7 @@ export function userTimelineDaysQuery(
   query: EventQuery,
   anonymousIds: readonly string[],
 ): { sql: string; params: Record<string, DuckDBValue> } | null {
-  const narrowed = [query.type, query.anonymousId, query.groupId, query.companyId, query.event, query.messageId];
-  if (query.userId === undefined || narrowed.some((filter) => filter !== undefined)) return null;
+  if (query.userId === undefined || query.companyId !== undefined || narrowed(query)) return null;
   const columns = "messages, epoch_us(first_ts) AS first, epoch_us(last_ts) AS last";
   // Two scans, one per actor kind, each with simple filters that DuckDB checks against the
   // statistics of the rows, which are in actor order.

@@ -450,6 +450,16 @@ export class DuckDBReports implements ReportEngine {
     });
     const names = plan.milestones.map((_, i) => `$me${i}`).join(", ");
     const all = plan.milestones.map((_, i) => `t${i} IS NOT NULL`).join(" AND ");
+    // By company, each member with its company's window: a member's message is then joined to the
+    // companies whose window it falls in only, rather than to every company of the member and then
+    // filtered (742 rows instead of 730,000 on the benchmark data).
+    const byCompany = plan.level === "company";
+    const cohortMembers = byCompany
+      ? "cohort_members AS (SELECT m.user_id, m.group_id, c.first_ts, c.until FROM members m JOIN cohort c ON c.entity = m.group_id),"
+      : "";
+    const members = byCompany
+      ? { table: "cohort_members", on: "AND x.timestamp BETWEEN m.first_ts AND m.until" }
+      : undefined;
     // endMs is the first instant of the day after `to`: a milestone at that instant is already after `to`.
     const found = await this.rows(
       `WITH ${REPORT_IDENTITY_CTES},
@@ -457,9 +467,7 @@ export class DuckDBReports implements ReportEngine {
          SELECT entity, first_ts, first_ts + to_seconds($window) AS until, ${p("first_day")} AS cohort
          FROM (${firstSeenSql(plan, "$cohortsStart", "$to")})
        ),
-       -- Each member with its company's window: a member's message is joined to the companies whose
-       -- window it falls in only, rather than to every company of the member and then filtered.
-       cohort_members AS (SELECT m.user_id, m.group_id, c.first_ts, c.until FROM members m JOIN cohort c ON c.entity = m.group_id),
+       ${cohortMembers}
        -- Per entity and milestone, the time its minCount-th occurrence in the window was reached:
        -- the minCount earliest times (min(ts, n), a bounded aggregate instead of numbering every
        -- occurrence in a window), the last of them. Occurrences at the same time share it, so ties
@@ -467,9 +475,9 @@ export class DuckDBReports implements ReportEngine {
        occ AS (
          SELECT r.entity,
            ${plan.milestones.map((m, i) => `min(r.ts, ${Math.trunc(m.minCount)}) FILTER (WHERE r.event = $me${i})[${Math.trunc(m.minCount)}] AS t${i}`).join(",\n           ")}
-         FROM (${messageRows(plan, "x.timestamp AS ts, x.event", `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= ${dayStart("$cohortsStart")} AND x.timestamp < timezone('UTC', epoch_ms($endMs::BIGINT))`, { table: "cohort_members", on: "AND x.timestamp BETWEEN m.first_ts AND m.until" })}) r
+         FROM (${messageRows(plan, "x.timestamp AS ts, x.event", `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= ${dayStart("$cohortsStart")} AND x.timestamp < timezone('UTC', epoch_ms($endMs::BIGINT))`, members)}) r
          JOIN cohort c USING (entity)
-         WHERE r.ts >= c.first_ts AND r.ts <= c.first_ts + to_seconds($window)
+         WHERE r.ts >= c.first_ts AND r.ts <= c.until
          GROUP BY r.entity
        ),
        per_entity AS (
