@@ -34,7 +34,15 @@ describe("migrations", () => {
           ('ws', 'm2', 'page', NULL, 'Home', 'u1', NULL, NULL, TIMESTAMPTZ '2026-03-02 09:05:00Z', TIMESTAMPTZ '2026-03-02 09:05:01Z'),
           ('ws', 'm3', 'identify', NULL, NULL, 'u1', 'a1', NULL, TIMESTAMPTZ '2026-03-02 09:06:00Z', TIMESTAMPTZ '2026-03-02 09:06:01Z'),
           ('ws', 'm4', 'track', 'Saved', NULL, NULL, 'a1', NULL, TIMESTAMPTZ '2026-03-01 08:00:00Z', TIMESTAMPTZ '2026-03-02 09:07:01Z')`);
-      expect(await migrate(connection)).toEqual(MIGRATIONS.filter((m) => m.version > 6).map((m) => m.version));
+      const progress: string[] = [];
+      const later = MIGRATIONS.filter((m) => m.version > 6);
+      expect(await migrate(connection, (message) => progress.push(message))).toEqual(later.map((m) => m.version));
+      // Each migration is reported as it starts and as it ends (a new database's are not: see below).
+      expect(progress).toHaveLength(2 * later.length);
+      for (const [i, m] of later.entries()) {
+        expect(progress[2 * i]).toBe(`migrating the database to version ${m.version}: ${m.description}`);
+        expect(progress[2 * i + 1]).toMatch(new RegExp(`^migrated the database to version ${m.version} in \\d+ ms$`));
+      }
       const tracks = (
         await connection.runAndReadAll(
           "SELECT message_id, type, event, user_id, anonymous_id, context_group_id FROM track_events ORDER BY message_id",
@@ -68,6 +76,19 @@ describe("migrations", () => {
         ["u1", null, "2026-03-02", 3n, "03-02 09:00", "03-08 12:00", 65],
         ["u1", null, "2026-03-09", 4n, "03-09 08:00", "03-09 20:00", 1],
       ]);
+    } finally {
+      connection.closeSync();
+      instance.closeSync();
+    }
+  });
+
+  it("says nothing of the migrations that make a new database", async () => {
+    const instance = await DuckDBInstance.create(":memory:");
+    const connection = await instance.connect();
+    try {
+      const progress: string[] = [];
+      expect(await migrate(connection, (message) => progress.push(message))).toEqual(MIGRATIONS.map((m) => m.version));
+      expect(progress).toEqual([]);
     } finally {
       connection.closeSync();
       instance.closeSync();

@@ -51,7 +51,7 @@ export interface DuckDBEngineOptions extends WriterOptions {
   dataDir: string;
   /** Called after each group commit. */
   onCommit?: CommitListener;
-  /** Progress of start-up work that can take a while (the de-duplication index). */
+  /** Progress of start-up work that can take a while (schema migrations, the de-duplication index). */
   onProgress?: (message: string) => void;
   /** Called after the engine closed and opened again a database that a failure had invalidated. */
   onReopen?: (cause: unknown) => void;
@@ -128,7 +128,7 @@ export class DuckDBEngine implements StorageEngine {
       });
       const writerConnection = await this.connect();
       this.writerConnection = writerConnection;
-      await migrate(writerConnection);
+      await migrate(writerConnection, this.options.onProgress);
       // Fold a write-ahead log replayed at start into the file, so that it never grows across restarts.
       await writerConnection.run("CHECKPOINT");
       this.hashKey = await this.loadHashKey(writerConnection);

@@ -277,17 +277,25 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
   },
 ];
 
-/** Applies the migrations not yet applied; returns the versions applied now. */
-export async function migrate(connection: DuckDBConnection): Promise<number[]> {
+/**
+ * Applies the migrations not yet applied; returns the versions applied now. `progress` hears of each
+ * one as it starts and ends (but for a new database): some rework every stored message, which takes
+ * seconds per ten million.
+ */
+export async function migrate(connection: DuckDBConnection, progress?: (message: string) => void): Promise<number[]> {
   await connection.run(
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)",
   );
   const applied = new Set(
     (await connection.runAndReadAll("SELECT version FROM schema_migrations")).getRows().map((row) => Number(row[0])),
   );
+  // A new database has nothing to rework: its migrations are not worth a line each.
+  const report = applied.size > 0 ? progress : undefined;
   const done: number[] = [];
   for (const migration of MIGRATIONS) {
     if (applied.has(migration.version)) continue;
+    const started = Date.now();
+    report?.(`migrating the database to version ${migration.version}: ${migration.description}`);
     await connection.run("BEGIN TRANSACTION");
     try {
       await connection.run(migration.sql);
@@ -300,6 +308,7 @@ export async function migrate(connection: DuckDBConnection): Promise<number[]> {
       await connection.run("ROLLBACK");
       throw err;
     }
+    report?.(`migrated the database to version ${migration.version} in ${Date.now() - started} ms`);
     done.push(migration.version);
   }
   return done;
