@@ -254,8 +254,8 @@ export class DuckDBEngine implements StorageEngine {
     return wrap("read events", async () => {
       const hints: TimelineHints = {};
       if (query.userId !== undefined) {
-        // Fetched once, then given to both queries as constants: DuckDB skips the activity rows of
-        // other actors by their statistics, which it cannot do for a subquery.
+        // Fetched once, then given to the queries below as constants: DuckDB skips the rows of other
+        // actors by their statistics, which it cannot do for a subquery.
         const linked = await this.connection().runAndReadAll(USER_ANONYMOUS_IDS_SQL, {
           ws: query.workspaceId,
           userId: query.userId,
@@ -264,24 +264,22 @@ export class DuckDBEngine implements StorageEngine {
         // A NUL cannot be written in a SQL literal; such ids keep the subquery.
         if (!ids.some((id) => id.includes("\0"))) hints.userAnonymousIds = ids;
       }
-      const days = hints.userAnonymousIds === undefined ? null : userTimelineDaysQuery(query, hints.userAnonymousIds);
-      const bound = days === null ? timelineBoundQuery(query, hints.userAnonymousIds) : null;
-      if (days !== null) {
+      // A user's timeline is read span by span, from message_days; a company's from a bound.
+      const days = hints.userAnonymousIds && userTimelineDaysQuery(query, hints.userAnonymousIds);
+      if (days) {
         const rows = (await this.connection().runAndReadAll(days.sql, days.params)).getRowObjects().map((r) => ({
           messages: Number(r.messages),
           first: BigInt(r.first as bigint),
           last: BigInt(r.last as bigint),
         }));
         const found = timelineRanges(rows, query.limit, query.after);
-        if ("ranges" in found) {
-          // No span: the user has no message the page could hold.
-          if (found.ranges.length === 0) return [];
-          hints.ranges = found.ranges;
-        } else if (found.since !== null) {
-          hints.since = found.since;
-        }
-      } else if (bound !== null) {
-        const found = (await this.connection().runAndReadAll(bound.sql, bound.params)).getRows()[0]?.[0];
+        // No span: the user has no message the page could hold.
+        if ("ranges" in found && found.ranges.length === 0) return [];
+        if ("ranges" in found) hints.ranges = found.ranges;
+        else if (found.since !== null) hints.since = found.since;
+      } else {
+        const bound = timelineBoundQuery(query, hints.userAnonymousIds);
+        const found = bound && (await this.connection().runAndReadAll(bound.sql, bound.params)).getRows()[0]?.[0];
         if (typeof found === "bigint") hints.since = found;
       }
       const { sql, params } = eventsQuery(query, hints);

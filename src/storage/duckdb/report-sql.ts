@@ -122,6 +122,9 @@ export function activeActorsSql(): string {
 /** Inclusive ranges of day numbers. */
 export type DayRanges = readonly (readonly [number, number])[];
 
+/** An integer as a SQL literal. */
+const int = (n: number) => String(Math.trunc(n));
+
 /** All seven days of a week in activity_weeks.days. */
 const WHOLE_WEEK = 0b111_1111;
 
@@ -170,7 +173,6 @@ export function mergeRanges(ranges: DayRanges): [number, number][] {
  * half as much again as the whole query without it.
  */
 export function weeksFilter(weeks: readonly [number, number][], partial: readonly [number, number][]): string {
-  const int = (n: number) => String(Math.trunc(n));
   const all = [...weeks.flat(), ...partial.map(([week]) => week)];
   const first = Math.min(...all);
   const last = Math.max(...all);
@@ -195,7 +197,6 @@ export function weeksFilter(weeks: readonly [number, number][], partial: readonl
 export function activePeriodRows(scope: Scope, interval: Interval, ranges: DayRanges): string {
   const kept = mergeRanges(ranges);
   if (kept.length === 0) return "SELECT NULL::VARCHAR AS entity, NULL::INTEGER AS p WHERE false";
-  const int = (n: number) => String(Math.trunc(n));
   if (interval === "week") {
     const { weeks, partial } = weekCover(kept);
     return `SELECT entity, p FROM (${entityRows(scope, "activity_weeks", "x.week AS p", `AND ${weeksFilter(weeks, partial)}`)})`;

@@ -111,10 +111,10 @@ export class DuckDBReports implements ReportEngine {
     // ending on each day of [a, min(a + w − 1, n − 1)]; those spans never overlap, so the number of
     // entities on a day is the number of spans covering it: +1 where a span starts, −1 after it ends.
     // Each entity's active days come from activity_weeks (under half the rows of activity_days) as
-    // one row of words, each of four weeks with a byte per week holding its days (activity_weeks.days):
-    // one row per entity, and no sort. The weeks run from the one holding the first day a window of
-    // `from` reaches; days outside [from − 29, to] only make marks before `from` or after `to`, which
-    // are not read.
+    // one row of words, each of WORD_WEEKS weeks of 7 bits (activity_weeks.days), so that bit b of
+    // word k is day 49k + b: one row per entity, and no sort. The weeks run from the one holding the
+    // first day a window of `from` reaches; days outside [from − 29, to] only make marks before `from`
+    // or after `to`, which are not read.
     const baseWeek = periodIndex(plan.from - 29, "week");
     const lastWeek = periodIndex(plan.to, "week");
     const base = periodFirstDay(baseWeek, "week");
@@ -481,14 +481,14 @@ export class DuckDBReports implements ReportEngine {
          GROUP BY r.entity
        ),
        per_entity AS (
-         SELECT c.entity, c.cohort, c.first_ts, ${all} AS done,
+         SELECT c.entity, c.cohort, c.first_ts, c.until, ${all} AS done,
            CASE WHEN ${all} THEN greatest(${plan.milestones.map((_, i) => `t${i}`).join(", ")}) END AS activated_at,
            ${plan.milestones.map((_, i) => `t${i} IS NOT NULL AS m${i}`).join(", ")}
          FROM cohort c LEFT JOIN occ o USING (entity)
        )
        SELECT cohort, count(*) AS size,
          count(*) FILTER (WHERE done) AS activated,
-         count(*) FILTER (WHERE NOT done AND epoch_ms(first_ts) + $window * 1000 > $endMs) AS pending,
+         count(*) FILTER (WHERE NOT done AND epoch_ms(until) > $endMs) AS pending,
          ${plan.milestones.map((_, i) => `count(*) FILTER (WHERE m${i}) AS c${i}`).join(", ")},
          median(epoch_ms(activated_at) - epoch_ms(first_ts)) FILTER (WHERE done) / 1000.0 AS median
        FROM per_entity GROUP BY cohort ORDER BY cohort`,
