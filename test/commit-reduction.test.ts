@@ -131,7 +131,11 @@ describe("compaction when writes pause", () => {
       const { engine, dataDir } = await engines.open(
         idle ? { idleCompactionMs: 50, idleCompactionMessages: 5 } : { idleCompactionMessages: 1_000_000 },
       );
-      for (const m of messages) await engine.write([m]);
+      for (const m of messages) {
+        await engine.write([m]);
+        // A read waits for the derivation: each commit is derived on its own, as when writes come one at a time.
+        await engine.user(WS, "u1");
+      }
       // Long enough for a pause of 50 ms to be noticed and the compaction to run.
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       const answers = {

@@ -237,6 +237,12 @@ describe.skipIf(!mounted)(`a full disk${skipReason ? ` (skipped: ${skipReason})`
   it("reopens by itself a database that a checkpoint on the full disk invalidated", async () => {
     // Enough new data that folding it into the database file needs new blocks.
     for (let i = 0; i < 10; i++) expect((await deliver(batch(20))).status).toBe(200);
+    // A read of the events waits for their derivation: the backup's checkpoint is what meets the full disk.
+    const events = await send(t?.url ?? "", "/api/v1/events?limit=1", {
+      method: "GET",
+      headers: { authorization: `Bearer ${SECRET_KEY}` },
+    });
+    expect(events.status, events.text).toBe(200);
     fillDisk();
     // A backup checkpoints the database first; on a full disk the checkpoint fails and DuckDB
     // invalidates the whole database, reads included, until it is opened again.

@@ -76,6 +76,12 @@ describe("migrations", () => {
         ["u1", null, "2026-03-02", 3n, "03-02 09:00", "03-08 12:00", 65],
         ["u1", null, "2026-03-09", 4n, "03-09 08:00", "03-09 20:00", 1],
       ]);
+      // The messages stored before commits were numbered are in the derived tables already: none has a
+      // number after the last derived one (0), so none is derived again.
+      const numbered = await connection.runAndReadAll(
+        "SELECT count(*) FILTER (WHERE seq IS NOT NULL), (SELECT seq FROM derived_through) FROM messages",
+      );
+      expect(numbered.getRows()).toEqual([[0n, 0n]]);
     } finally {
       connection.closeSync();
       instance.closeSync();

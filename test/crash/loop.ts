@@ -134,6 +134,9 @@ interface BatchAnswer {
 }
 
 /** POST /v1/batch of track calls with these messageIds; throws on connection errors. */
+/** The users that postBatch spreads a batch's messages over. */
+const USERS = 7;
+
 export async function postBatch(
   url: string,
   messageIds: readonly string[],
@@ -142,7 +145,7 @@ export async function postBatch(
   const batch = messageIds.map((messageId, i) => ({
     type: "track",
     event,
-    userId: `user-${i % 7}`,
+    userId: `user-${i % USERS}`,
     messageId,
     properties: { i },
   }));
@@ -155,10 +158,15 @@ export async function postBatch(
   return { status: res.status, accepted: Number(body.accepted ?? 0), duplicates: Number(body.duplicates ?? 0) };
 }
 
-/** The stored messageIds (of one event name, or all), one entry per stored row, paging through GET /api/v1/events. */
-export async function storedMessageIds(url: string, event?: string): Promise<string[]> {
+/**
+ * The stored messageIds (of one event name, or all; of one user's timeline, or everyone's), one entry
+ * per stored row, paging through GET /api/v1/events.
+ */
+export async function storedMessageIds(url: string, event?: string, userId?: string): Promise<string[]> {
   const ids: string[] = [];
-  const filter = event === undefined ? "" : `&event=${encodeURIComponent(event)}`;
+  const filter =
+    (event === undefined ? "" : `&event=${encodeURIComponent(event)}`) +
+    (userId === undefined ? "" : `&userId=${encodeURIComponent(userId)}`);
   let cursor: string | null = null;
   do {
     const route: string = `/api/v1/events?limit=1000${filter}${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`;
@@ -298,6 +306,27 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
         problems.push(`lost ${lostIds.length} acknowledged messages, e.g. ${lostIds.slice(0, 3)}`);
       if (duplicated > 0) problems.push(`${duplicated} duplicate rows after the restart`);
       if (phantomIds.length > 0) problems.push(`${phantomIds.length} stored messageIds were never sent`);
+      // A user's timeline is read through message_days, a derived table: what was stored before the
+      // kill and not yet derived is derived at the restart, so the users' timelines hold every row.
+      const timelines: string[] = [];
+      for (let u = 0; u < USERS; u++)
+        timelines.push(...(await storedMessageIds(server.url, full ? undefined : event, `user-${u}`)));
+      if (timelines.length !== before.length || timelines.some((id) => !found.has(id))) {
+        problems.push(
+          `the users' timelines hold ${timelines.length} messages after the restart; ${before.length} are stored`,
+        );
+      }
+      // Their profiles count events from the activity tables, derived likewise; the stats count them as
+      // they are stored.
+      let profiled = 0;
+      for (let u = 0; u < USERS; u++) {
+        profiled += (await query<{ events: number }>(server.url, `/api/v1/users/user-${u}`)).events;
+      }
+      if (profiled !== statsBefore.events) {
+        problems.push(
+          `the users' profiles count ${profiled} events after the restart; the stats ${statsBefore.events}`,
+        );
+      }
       if (
         statsBefore.messages !== storedEarlier + storedAfterRestart ||
         (full && statsBefore.messages !== before.length)

@@ -1,8 +1,10 @@
 /**
- * The SQL of one group commit. The writer hands DuckDB the commit's new messages as one JSON text;
- * DuckDB parses it into a temporary table shaped like `messages`, and every table is filled from
- * there in SQL, off the JavaScript thread. The derivations of the identity and activity tables live
- * here only: a rebuild runs the same SQL over stored messages.
+ * The SQL of a group commit and of the derivation that follows it. The writer hands DuckDB the
+ * commit's new messages as one JSON text; DuckDB parses it into a temporary table shaped like
+ * `messages` and stores them, off the JavaScript thread. The derivation then reads the messages of
+ * the commits it takes on into the same temporary table, on its own connection, and fills the
+ * identity and activity tables from there. Their derivations live here only: a rebuild runs the same
+ * SQL over stored messages.
  */
 
 import { dayNumber, periodSql, weekDaySql } from "./report-sql.js";
@@ -54,8 +56,9 @@ function commitRowsFrom(json: string): string {
 }
 
 /**
- * Session tables of the writer's connection, made once: `commit_rows` holds a commit's new messages,
- * `commit_activity` its activity rows; both are emptied before the commit ends.
+ * Session tables, made once on the writer's connection and on the derivation's: `commit_rows` holds
+ * a commit's new messages (or, for the derivation, the messages of the commits it takes on),
+ * `commit_activity` their activity rows; both are emptied before the transaction ends.
  */
 export const CREATE_COMMIT_TABLES = [
   `CREATE TEMP TABLE IF NOT EXISTS commit_rows AS ${commitRowsFrom("'[]'")}`,
@@ -216,10 +219,27 @@ export function messageDaysFrom(source: string): string {
   GROUP BY workspace_id, actor_kind, actor_id, day`;
 }
 
-/** Every statement a commit may run after loading `commit_rows`, each prepared once. */
-export const COMMIT_STATEMENTS = {
-  messages: `INSERT INTO messages SELECT ${MESSAGE_COLUMNS} FROM commit_rows`,
-  hashes: "INSERT INTO message_hashes SELECT h0, h1, h2, h3 FROM commit_rows",
+/**
+ * A commit stores its messages, numbered `seq`, and their hashes; the derived tables are filled
+ * afterwards from the stored messages (see derivationSteps), so that the commit stays short.
+ */
+export function storeSteps(seq: number): string[] {
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new RangeError(`bad commit number ${seq}`);
+  return [
+    `INSERT INTO messages SELECT ${MESSAGE_COLUMNS}, ${seq} FROM commit_rows`,
+    "INSERT INTO message_hashes SELECT h0, h1, h2, h3 FROM commit_rows",
+    "DELETE FROM commit_rows",
+  ];
+}
+
+/** Fills `commit_rows` (without hash words) with the stored messages of commits after `from` up to `to`. */
+export function loadCommitted(from: number, to: number): string {
+  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to)) throw new RangeError("bad commit numbers");
+  return `INSERT INTO commit_rows SELECT ${MESSAGE_COLUMNS}, NULL, NULL, NULL, NULL FROM messages WHERE seq > ${from} AND seq <= ${to}`;
+}
+
+/** Every statement that derives the identity and activity tables from `commit_rows`. */
+export const DERIVATION_STATEMENTS = {
   messageDays: messageDaysFrom("commit_rows"),
   links: linksFrom("commit_rows"),
   memberships: membershipsFrom("commit_rows"),
@@ -229,14 +249,23 @@ export const COMMIT_STATEMENTS = {
   clear: ["DELETE FROM commit_activity", "DELETE FROM commit_rows"],
 } as const;
 
-/** The statements of COMMIT_STATEMENTS that a commit of this shape needs, in order. */
-export function commitSteps(shape: CommitShape): string[] {
-  const steps: string[] = [COMMIT_STATEMENTS.messages, COMMIT_STATEMENTS.hashes, COMMIT_STATEMENTS.messageDays];
-  if (shape.links) steps.push(COMMIT_STATEMENTS.links);
-  if (shape.groups) steps.push(COMMIT_STATEMENTS.memberships);
-  if (shape.groups || shape.identifies) steps.push(COMMIT_STATEMENTS.traits);
-  if (shape.activity) steps.push(...COMMIT_STATEMENTS.activity);
-  if (shape.tracks) steps.push(COMMIT_STATEMENTS.tracks);
-  steps.push(...COMMIT_STATEMENTS.clear);
+/** The statements of DERIVATION_STATEMENTS that messages of this shape need, in order. */
+export function derivationSteps(shape: CommitShape): string[] {
+  const steps: string[] = [DERIVATION_STATEMENTS.messageDays];
+  if (shape.links) steps.push(DERIVATION_STATEMENTS.links);
+  if (shape.groups) steps.push(DERIVATION_STATEMENTS.memberships);
+  if (shape.groups || shape.identifies) steps.push(DERIVATION_STATEMENTS.traits);
+  if (shape.activity) steps.push(...DERIVATION_STATEMENTS.activity);
+  if (shape.tracks) steps.push(DERIVATION_STATEMENTS.tracks);
+  steps.push(...DERIVATION_STATEMENTS.clear);
   return steps;
 }
+
+/** A shape that runs every derivation: for messages whose shape is not known. */
+export const EVERY_SHAPE: Readonly<CommitShape> = {
+  links: true,
+  groups: true,
+  identifies: true,
+  activity: true,
+  tracks: true,
+};

@@ -84,6 +84,7 @@ export class DuckDBEngine implements StorageEngine {
   private writerConnection: DuckDBConnection | null = null;
   /** The compactor's own connection: compactions run beside the commits. */
   private compactionConnection: DuckDBConnection | null = null;
+  private derivationConnection: DuckDBConnection | null = null;
   private writer: GroupCommitWriter | null = null;
   private hashKey = "";
   private localDay = new Map<string, DayFn>();
@@ -102,7 +103,7 @@ export class DuckDBEngine implements StorageEngine {
   /** When the next reopen may be tried, and the wait after it if it fails (doubled each time). */
   private nextReopen = 0;
   private reopenDelay = PROBE_INTERVAL_MS;
-  readonly reports = new DuckDBReports(() => this.connection());
+  readonly reports = new DuckDBReports(() => this.derivedReader());
 
   constructor(private readonly options: DuckDBEngineOptions) {}
 
@@ -138,7 +139,14 @@ export class DuckDBEngine implements StorageEngine {
       for (const session of await readSessions(writerConnection)) sessions.set(session.tokenHash, session);
       this.sessions = sessions;
       this.compactionConnection = await this.connect();
-      const writer = new GroupCommitWriter(writerConnection, this.compactionConnection, seen, this.options);
+      this.derivationConnection = await this.connect();
+      const writer = new GroupCommitWriter(
+        writerConnection,
+        this.compactionConnection,
+        this.derivationConnection,
+        seen,
+        this.options,
+      );
       if (this.options.onCommit) writer.onCommit = this.options.onCommit;
       writer.onFailure = () => this.watch();
       await writer.open();
@@ -157,10 +165,12 @@ export class DuckDBEngine implements StorageEngine {
     await writer?.close();
     this.reader?.closeSync();
     this.compactionConnection?.closeSync();
+    this.derivationConnection?.closeSync();
     this.writerConnection?.closeSync();
     this.instance?.closeSync();
     this.reader = null;
     this.compactionConnection = null;
+    this.derivationConnection = null;
     this.writerConnection = null;
     this.instance = null;
   }
@@ -252,6 +262,7 @@ export class DuckDBEngine implements StorageEngine {
 
   readEvents(query: EventQuery): Promise<EventRecord[]> {
     return wrap("read events", async () => {
+      await this.derivedReader();
       const hints: TimelineHints = {};
       if (query.userId !== undefined) {
         // Fetched once, then given to the queries below as constants: DuckDB skips the rows of other
@@ -289,17 +300,17 @@ export class DuckDBEngine implements StorageEngine {
   }
 
   user(workspaceId: string, id: string): Promise<UserProfile | null> {
-    return wrap("read user", () => userProfile(this.connection(), workspaceId, id));
+    return wrap("read user", async () => userProfile(await this.derivedReader(), workspaceId, id));
   }
 
   company(workspaceId: string, id: string, now: number): Promise<CompanyProfile | null> {
     const today = this.dayOf(workspaceId)(now);
-    return wrap("read company", () => companyProfile(this.connection(), workspaceId, id, today));
+    return wrap("read company", async () => companyProfile(await this.derivedReader(), workspaceId, id, today));
   }
 
   companies(query: CompanyListQuery): Promise<CompanySummary[]> {
     const today = this.dayOf(query.workspaceId)(query.now);
-    return wrap("list companies", () => listCompanies(this.connection(), query, today));
+    return wrap("list companies", async () => listCompanies(await this.derivedReader(), query, today));
   }
 
   stats(workspaceId: string): Promise<WorkspaceStats> {
@@ -552,6 +563,17 @@ export class DuckDBEngine implements StorageEngine {
   private connection(): DuckDBConnection {
     if (!this.reader) throw new EngineClosedError();
     return this.reader;
+  }
+
+  /**
+   * The reader, once the derived tables (identities, activity, message_days) hold every write
+   * answered so far: their readers see what a read made after a write's answer must see.
+   */
+  private async derivedReader(): Promise<DuckDBConnection> {
+    const writer = this.writer;
+    if (!writer) throw new EngineClosedError();
+    await writer.caughtUp();
+    return this.connection();
   }
 
   saveReport(workspaceId: string, saved: SavedReport): Promise<void> {

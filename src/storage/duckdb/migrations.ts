@@ -275,6 +275,18 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       ORDER BY workspace_id, actor_kind, actor_id, day;
     `,
   },
+  {
+    version: 11,
+    description: "commit numbers of messages, derived tables filled after the commit",
+    sql: `
+      -- Each commit numbers its messages. The identity and activity tables are filled from the stored
+      -- messages after the commit, in a transaction of their own that records the last number done in
+      -- derived_through. Messages stored before this version are in those tables already.
+      ALTER TABLE messages ADD COLUMN seq BIGINT;
+      CREATE TABLE derived_through (seq BIGINT NOT NULL);
+      INSERT INTO derived_through VALUES (0);
+    `,
+  },
 ];
 
 /**

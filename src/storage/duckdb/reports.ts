@@ -73,10 +73,11 @@ function usedParams(sql: string, params: Record<string, DuckDBValue>): Record<st
 
 /** The report queries on DuckDB, over the derived tables (and raw messages for funnels and activation). */
 export class DuckDBReports implements ReportEngine {
-  constructor(private readonly connection: () => DuckDBConnection) {}
+  /** `connection` gives the connection to read on once the derived tables hold every answered write. */
+  constructor(private readonly connection: () => DuckDBConnection | Promise<DuckDBConnection>) {}
 
-  private run(sql: string, params: Record<string, DuckDBValue>) {
-    return this.connection().runAndReadAll(sql, usedParams(sql, params));
+  private async run(sql: string, params: Record<string, DuckDBValue>) {
+    return (await this.connection()).runAndReadAll(sql, usedParams(sql, params));
   }
 
   private rows(sql: string, params: Record<string, DuckDBValue>): Promise<Row[]> {
@@ -85,7 +86,7 @@ export class DuckDBReports implements ReportEngine {
 
   /** The result as DuckDB's chunks, for reading vector by vector. */
   private chunks(sql: string, params: Record<string, DuckDBValue>) {
-    return wrap("report", () => this.connection().run(sql, usedParams(sql, params)));
+    return wrap("report", async () => (await this.connection()).run(sql, usedParams(sql, params)));
   }
 
   async active(plan: ActivePlan): Promise<ActiveRow[]> {

@@ -5,11 +5,14 @@ import { EngineClosedError, OverloadedError } from "../errors.js";
 import { ACTIVITY_TYPES, type StoredMessage, type WriteOutcome } from "../types.js";
 import {
   ADD_COUNTS,
-  COMMIT_STATEMENTS,
   type CommitShape,
   CREATE_COMMIT_TABLES,
-  commitSteps,
+  DERIVATION_STATEMENTS,
+  derivationSteps,
+  EVERY_SHAPE,
   LOAD_COMMIT_ROWS,
+  loadCommitted,
+  storeSteps,
 } from "./commit-sql.js";
 import { Compactor } from "./compactor.js";
 
@@ -44,6 +47,29 @@ export type CommitListener = (info: { rows: number; stored: number; ms: number; 
 
 const ACTIVITY = new Set<string>(ACTIVITY_TYPES);
 const DAY_MS = 86_400_000;
+/** After a derivation fails, the next is tried this much later (or sooner, when a read asks for it). */
+const DERIVE_RETRY_MS = 1_000;
+/**
+ * A commit's derivation waits this long for later commits to share it, unless a read or a task needs
+ * it first or DERIVE_NOW_MESSAGES wait: fewer, larger derivations leave the commits more of the CPU.
+ */
+const DERIVE_DELAY_MS = 100;
+const DERIVE_NOW_MESSAGES = 20_000;
+const NO_SHAPE: Readonly<CommitShape> = {
+  links: false,
+  groups: false,
+  identifies: false,
+  activity: false,
+  tracks: false,
+};
+
+function mergeShape(into: CommitShape, from: Readonly<CommitShape>): void {
+  into.links ||= from.links;
+  into.groups ||= from.groups;
+  into.identifies ||= from.identifies;
+  into.activity ||= from.activity;
+  into.tracks ||= from.tracks;
+}
 
 /** The smallest write that proves the database writable: one row of `meta`, through the write-ahead log. */
 const PROBE = "INSERT OR REPLACE INTO meta VALUES ('last_write_probe', now()::VARCHAR)";
@@ -64,8 +90,17 @@ export function invalidates(err: unknown): boolean {
  * A messageId already stored (or earlier in the same commit) is counted as a duplicate, not stored.
  *
  * The JavaScript thread does as little as it can per message: de-duplicate against the in-memory
- * hash set and serialise the new rows once; DuckDB parses them and fills every table (see
- * commit-sql.ts) on its own threads while this one goes on reading requests.
+ * hash set and serialise the new rows once; DuckDB parses them and stores them (see commit-sql.ts)
+ * on its own threads while this one goes on reading requests.
+ *
+ * A commit stores the messages, numbered by commit, their hashes and the workspaces' counts: all a
+ * write needs to be durable and answered. The derivation, on a connection of its own, then fills
+ * the identity and activity tables from the stored messages of every commit not yet derived, in one
+ * transaction that records the last commit number it took. It runs beside the next commits, so a
+ * commit's cost does not grow with the dozen statements of the derived tables, and under load one
+ * derivation takes on several commits. Readers of the derived tables call caughtUp() first: a
+ * read made after a write was answered sees that write. After a crash, open() derives the commits
+ * that were stored and not derived.
  */
 export class GroupCommitWriter {
   private queue: Job[] = [];
@@ -90,10 +125,29 @@ export class GroupCommitWriter {
    */
   lastError: unknown = null;
 
-  /** `compaction` is a connection for the compactor alone: compactions run beside the commits. */
+  /** The number of the last commit that stored messages. */
+  private lastSeq = 0;
+  /** The derived tables hold the messages of the commits up to this number. */
+  private derived = 0;
+  /** What the messages of the commits after `derived` contain. */
+  private underived: CommitShape = { ...NO_SHAPE };
+  private deriving: Promise<void> | null = null;
+  private deriveError: unknown = null;
+  private deriveRetry: NodeJS.Timeout | null = null;
+  private deriveTimer: NodeJS.Timeout | null = null;
+  /** Messages stored by the commits after `derived`. */
+  private underivedMessages = 0;
+  /** caughtUp() calls waiting for the derivation of commit `seq`. */
+  private waiters: { seq: number; resolve(): void; reject(err: unknown): void }[] = [];
+
+  /**
+   * `compaction` and `derivation` are connections for the compactor and the derivation alone: both
+   * run beside the commits.
+   */
   constructor(
     private readonly connection: DuckDBConnection,
     compaction: DuckDBConnection,
+    private readonly derivation: DuckDBConnection,
     private readonly seen: HashSet128,
     private readonly options: WriterOptions,
   ) {
@@ -106,9 +160,34 @@ export class GroupCommitWriter {
    */
   private prepared = new Map<string, DuckDBPreparedStatement>();
 
+  /**
+   * Prepares both connections and derives what a crash left underived: commits stored after the last
+   * derivation, whose shape is not known, so every derivation runs on them.
+   */
   async open(): Promise<void> {
-    for (const sql of CREATE_COMMIT_TABLES) await this.connection.run(sql);
+    for (const connection of [this.connection, this.derivation]) {
+      for (const sql of CREATE_COMMIT_TABLES) await connection.run(sql);
+    }
     for (const sql of [ADD_COUNTS, LOAD_COMMIT_ROWS]) this.prepared.set(sql, await this.connection.prepare(sql));
+    const [row] = (
+      await this.connection.runAndReadAll(
+        "SELECT (SELECT max(seq) FROM derived_through), (SELECT coalesce(max(seq), 0) FROM messages)",
+      )
+    ).getRows();
+    this.derived = Number(row?.[0] ?? 0);
+    // The newest commits' messages may all have been erased since.
+    this.lastSeq = Math.max(this.derived, Number(row?.[1] ?? 0));
+    if (this.lastSeq > this.derived) {
+      this.underived = { ...EVERY_SHAPE };
+      try {
+        await this.derive();
+      } catch (err) {
+        // The writer is not opened: nothing may retry on its connections.
+        if (this.deriveRetry !== null) clearTimeout(this.deriveRetry);
+        this.deriveRetry = null;
+        throw err;
+      }
+    }
   }
 
   private async run(sql: string, params: Record<string, string>): Promise<void> {
@@ -143,22 +222,31 @@ export class GroupCommitWriter {
     if (this.compacting) this.compactor.interrupt();
     await this.compacting;
     await this.draining;
+    // What is not derived now is derived at the next start.
+    await this.caughtUp().catch(() => undefined);
+    if (this.deriveRetry !== null) clearTimeout(this.deriveRetry);
+    this.deriveRetry = null;
+    if (this.deriveTimer !== null) clearTimeout(this.deriveTimer);
+    this.deriveTimer = null;
     for (const statement of this.prepared.values()) statement.destroySync();
     this.prepared.clear();
   }
 
   /**
    * Runs `task` on the writer's connection between two commits, so that it sees no half-written
-   * commit and no commit sees it half-done.
+   * commit and no commit sees it half-done, once every commit before it is derived: no derivation
+   * runs beside it.
    */
   exclusive<T>(task: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new EngineClosedError());
     return new Promise<T>((resolve, reject) => {
       this.tasks.push(() =>
-        task(this.connection).then(resolve, (err) => {
-          if (invalidates(err)) this.failed(err);
-          reject(err);
-        }),
+        this.caughtUp()
+          .then(() => task(this.connection))
+          .then(resolve, (err) => {
+            if (invalidates(err)) this.failed(err);
+            reject(err);
+          }),
       );
       if (!this.draining) this.draining = this.drain();
     });
@@ -177,6 +265,8 @@ export class GroupCommitWriter {
    * is compacted. A failure leaves them correct, only larger, and is reported through onCommit.
    */
   async compact(all = false): Promise<void> {
+    // A failed derivation leaves its commits to the next compaction.
+    await this.caughtUp().catch(() => undefined);
     while (this.compacting) await this.compacting;
     if (this.closed) return;
     const run = this.compactor.compact(all).catch((err: unknown) => {
@@ -235,7 +325,6 @@ export class GroupCommitWriter {
       const jobs = this.queue.splice(0, take);
       await this.commit(jobs, rows);
       this.queued -= rows;
-      if (this.compactor.due) this.startCompaction();
     }
     this.draining = null;
     this.compactWhenIdle();
@@ -263,8 +352,6 @@ export class GroupCommitWriter {
     const counts = new Map<string, { w: string; m: number; e: number; d: number }>();
     const stored: (StoredMessage & { hash?: MessageHash })[] = [];
     const shape: CommitShape = { links: false, groups: false, identifies: false, activity: false, tracks: false };
-    let first = Number.POSITIVE_INFINITY;
-    let last = Number.NEGATIVE_INFINITY;
     for (const job of jobs) {
       const out: WriteOutcome[] = [];
       for (let i = 0; i < job.rows.length; i++) {
@@ -285,9 +372,6 @@ export class GroupCommitWriter {
         (row as StoredMessage & { hash?: MessageHash }).hash = hash;
         stored.push(row);
         c.m++;
-        // The days of every message: message_days has rows for them all, the activity tables for some.
-        if (row.timestamp < first) first = row.timestamp;
-        if (row.timestamp > last) last = row.timestamp;
         if (ACTIVITY.has(row.type)) {
           c.e++;
           shape.activity = true;
@@ -299,15 +383,15 @@ export class GroupCommitWriter {
       }
       outcomes.push(out);
     }
+    const seq = this.lastSeq + 1;
     try {
       await this.connection.run("BEGIN TRANSACTION");
       await this.run(ADD_COUNTS, { counts: JSON.stringify([...counts.values()]) });
       if (stored.length > 0) {
         await this.run(LOAD_COMMIT_ROWS, { rows: JSON.stringify(stored) });
-        await this.connection.run(`${commitSteps(shape).join(";\n")};\nCOMMIT`);
-      } else {
-        await this.connection.run("COMMIT");
+        await this.connection.run(storeSteps(seq).join(";\n"));
       }
+      await this.connection.run("COMMIT");
     } catch (err) {
       // Nothing of a failed commit is remembered: its messages' hashes join `seen` only once COMMIT
       // succeeds, so that a retry is stored rather than taken for a duplicate. When the commit was
@@ -323,7 +407,7 @@ export class GroupCommitWriter {
       }
       try {
         // Rows of the failed commit must not leak into the next one.
-        await this.connection.run(COMMIT_STATEMENTS.clear.join(";\n"));
+        await this.connection.run("DELETE FROM commit_rows");
       } catch {
         // The next commit fails too, and tries again.
       }
@@ -334,10 +418,119 @@ export class GroupCommitWriter {
     inGroup.forEach((h0, h1, h2, h3) => {
       this.seen.add(h0, h1, h2, h3);
     });
-    // Local days lie within a day of UTC days, whatever the zone.
-    if (stored.length > 0) this.compactor.touched(Math.floor(first / DAY_MS) - 1, Math.floor(last / DAY_MS) + 1);
-    this.compactor.committed(stored.length);
+    if (stored.length > 0) {
+      this.lastSeq = seq;
+      mergeShape(this.underived, shape);
+      this.underivedMessages += stored.length;
+      this.deriveSoon();
+    }
     this.onCommit?.({ rows, stored: stored.length, ms: performance.now() - started });
     for (const [i, job] of jobs.entries()) job.resolve(outcomes[i] as WriteOutcome[]);
+  }
+
+  /**
+   * Settles once the derived tables hold the messages of every commit made before the call; fails
+   * when deriving them fails (the next call tries again).
+   */
+  caughtUp(): Promise<void> {
+    const seq = this.lastSeq;
+    if (this.derived >= seq) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ seq, resolve, reject });
+      this.startDerivation();
+    });
+  }
+
+  /** Starts a derivation within DERIVE_DELAY_MS, or now when a caller waits or many messages do. */
+  private deriveSoon(): void {
+    if (this.waiters.length > 0 || this.underivedMessages >= DERIVE_NOW_MESSAGES) {
+      this.startDerivation();
+      return;
+    }
+    if (this.deriveTimer !== null || this.deriving || this.derived >= this.lastSeq) return;
+    this.deriveTimer = setTimeout(() => {
+      this.deriveTimer = null;
+      this.startDerivation();
+    }, DERIVE_DELAY_MS);
+    // close() derives what is left; the timer need not keep the process alive.
+    this.deriveTimer.unref();
+  }
+
+  /** Starts a derivation unless one runs or every commit is derived; does not wait for it. */
+  private startDerivation(): void {
+    if (this.deriving || this.derived >= this.lastSeq) return;
+    if (this.deriveTimer !== null) clearTimeout(this.deriveTimer);
+    this.deriveTimer = null;
+    this.deriving = this.derive()
+      .catch(() => undefined)
+      .finally(() => {
+        this.deriving = null;
+        // Commits made meanwhile; after a failure, the retry or the next caughtUp() goes on.
+        if (this.deriveError === null) this.deriveSoon();
+      });
+  }
+
+  /**
+   * Fills the derived tables with the messages of every commit not yet derived, in one transaction
+   * that also records the last commit number it took.
+   */
+  private async derive(): Promise<void> {
+    const from = this.derived;
+    const to = this.lastSeq;
+    const shape = this.underived;
+    const count = this.underivedMessages;
+    this.underived = { ...NO_SHAPE };
+    this.underivedMessages = 0;
+    const connection = this.derivation;
+    let span: unknown[] | undefined;
+    try {
+      await connection.run("BEGIN TRANSACTION");
+      await connection.run(loadCommitted(from, to));
+      span = (
+        await connection.runAndReadAll(
+          "SELECT count(*), epoch_ms(min(timestamp)), epoch_ms(max(timestamp)) FROM commit_rows",
+        )
+      ).getRows()[0];
+      const steps = [...derivationSteps(shape), `UPDATE derived_through SET seq = ${to}`, "COMMIT"];
+      await connection.run(steps.join(";\n"));
+    } catch (err) {
+      mergeShape(this.underived, shape);
+      this.underivedMessages += count;
+      this.deriveError = err;
+      if (invalidates(err)) this.failed(err);
+      try {
+        await connection.run("ROLLBACK");
+      } catch {
+        // The failed statement may already have ended the transaction.
+      }
+      try {
+        await connection.run(DERIVATION_STATEMENTS.clear.join(";\n"));
+      } catch {
+        // The next derivation fails too, and tries again.
+      }
+      for (const waiter of this.waiters.splice(0)) waiter.reject(err);
+      if (!this.closed && this.deriveRetry === null) {
+        this.deriveRetry = setTimeout(() => {
+          this.deriveRetry = null;
+          this.startDerivation();
+        }, DERIVE_RETRY_MS);
+        this.deriveRetry.unref();
+      }
+      throw err;
+    }
+    this.derived = to;
+    this.deriveError = null;
+    const waiting = this.waiters;
+    this.waiters = waiting.filter((waiter) => waiter.seq > to);
+    for (const waiter of waiting) if (waiter.seq <= to) waiter.resolve();
+    const messages = Number(span?.[0] ?? 0);
+    if (messages > 0) {
+      // The days of every message: message_days has rows for them all, the activity tables for some.
+      // Local days lie within a day of UTC days, whatever the zone.
+      this.compactor.touched(Math.floor(Number(span?.[1]) / DAY_MS) - 1, Math.floor(Number(span?.[2]) / DAY_MS) + 1);
+    }
+    this.compactor.committed(messages);
+    if (this.compactor.due) this.startCompaction();
+    else if (!this.draining) this.compactWhenIdle();
   }
 }
