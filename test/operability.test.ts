@@ -280,6 +280,11 @@ describe("health, readiness and metrics", () => {
     expect(sample(after, "solstice_report_duration_seconds_count", { report: "active" })).toBeUndefined();
     await query(t.url, "/api/v1/reports/active?from=2024-03-01&to=2024-03-31");
     const reported = await metricsText(t.url);
+    // The report waited for the derivation of every stored message.
+    expect(sample(reported, "solstice_messages_derived_total")).toBe(5);
+    expect(sample(reported, "solstice_underived_messages")).toBe(0);
+    expect(sample(reported, "solstice_derivation_duration_seconds_count")).toBeGreaterThan(0);
+    expect(sample(reported, "solstice_derivation_failures_total")).toBe(0);
     expect(sample(reported, "solstice_report_duration_seconds_count", { report: "active" })).toBe(1);
     expect(sample(reported, "solstice_report_duration_seconds_sum", { report: "active" })).toBeGreaterThan(0);
     expect(sample(reported, "solstice_report_duration_seconds_bucket", { report: "active", le: "+Inf" })).toBe(1);

@@ -43,9 +43,26 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
+  readonly derived = new Counter({
+    name: "solstice_messages_derived_total",
+    help: "Stored messages taken into the identity and activity tables that profiles and reports read.",
+    registers: [this.registry],
+  });
+  readonly deriveFailures = new Counter({
+    name: "solstice_derivation_failures_total",
+    help: "Derivations of the identity and activity tables that failed; they are tried again.",
+    registers: [this.registry],
+  });
+  readonly deriveSeconds = new Histogram({
+    name: "solstice_derivation_duration_seconds",
+    help: "Time to take the messages of the commits not yet derived into the identity and activity tables.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
   readonly queueDepth: Gauge;
+  readonly underived: Gauge;
 
-  constructor(queueDepth: () => number) {
+  constructor(queueDepth: () => number, underived: () => number) {
     this.queueDepth = new Gauge({
       name: "solstice_writer_queue_depth",
       help: "Messages accepted and waiting for the writer.",
@@ -54,6 +71,24 @@ export class Metrics {
         this.set(queueDepth());
       },
     });
+    this.underived = new Gauge({
+      name: "solstice_underived_messages",
+      help: "Messages stored and not yet in the identity and activity tables; a read of those waits for them.",
+      registers: [this.registry],
+      collect() {
+        this.set(underived());
+      },
+    });
+  }
+
+  /** Records one derivation, as the storage engine reports it. */
+  derive(info: { messages: number; ms: number; error?: unknown }): void {
+    if (info.error !== undefined) {
+      this.deriveFailures.inc();
+      return;
+    }
+    this.derived.inc(info.messages);
+    this.deriveSeconds.observe(info.ms / 1000);
   }
 
   /** Records one group commit, as the storage engine reports it. */

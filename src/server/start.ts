@@ -32,8 +32,17 @@ export async function startServer(
       metrics?.commit(info);
       if (info.error !== undefined) logger.error({ err: info.error, rows: info.rows }, "commit failed");
     },
+    onDerive: (info) => {
+      metrics?.derive(info);
+      if (info.error !== undefined) {
+        logger.error({ err: info.error, messages: info.messages }, "deriving the identity and activity tables failed");
+      }
+    },
   });
-  metrics = new Metrics(() => storage.queueDepth);
+  metrics = new Metrics(
+    () => storage.queueDepth,
+    () => storage.underivedMessages,
+  );
   await storage.open();
   const { workspace, created } = await ensureDefaultWorkspace(storage, {
     writeKey: config.writeKey,

@@ -245,6 +245,8 @@ export interface StorageEngine {
   health(): Promise<{ writable: boolean; reason?: string; freeBytes?: number }>;
   /** Rows accepted by write() and not yet committed. */
   readonly queueDepth: number;
+  /** Messages committed and not yet in the derived tables (identities, activity) that profiles and reports read. */
+  readonly underivedMessages: number;
   /** Flushes what is queued, then closes. No call is accepted afterwards. */
   close(): Promise<void>;
 }

@@ -38,7 +38,13 @@ import {
 import { rebuildActivity } from "./rebuild.js";
 import { DuckDBReports } from "./reports.js";
 import { deleteExpired, dropWorkspaceFromSessions, insertSession, readSessions } from "./sessions.js";
-import { type CommitListener, GroupCommitWriter, invalidates, type WriterOptions } from "./writer.js";
+import {
+  type CommitListener,
+  type DeriveListener,
+  GroupCommitWriter,
+  invalidates,
+  type WriterOptions,
+} from "./writer.js";
 
 export interface DuckDBEngineOptions extends WriterOptions {
   /** DuckDB's memory_limit: the most its buffers and queries may hold. */
@@ -51,6 +57,8 @@ export interface DuckDBEngineOptions extends WriterOptions {
   dataDir: string;
   /** Called after each group commit. */
   onCommit?: CommitListener;
+  /** Hears of each derivation of the identity and activity tables. */
+  onDerive?: DeriveListener;
   /** Progress of start-up work that can take a while (schema migrations, the de-duplication index). */
   onProgress?: (message: string) => void;
   /** Called after the engine closed and opened again a database that a failure had invalidated. */
@@ -148,6 +156,7 @@ export class DuckDBEngine implements StorageEngine {
         this.options,
       );
       if (this.options.onCommit) writer.onCommit = this.options.onCommit;
+      if (this.options.onDerive) writer.onDerive = this.options.onDerive;
       writer.onFailure = () => this.watch();
       await writer.open();
       this.writer = writer;
@@ -251,6 +260,10 @@ export class DuckDBEngine implements StorageEngine {
 
   get queueDepth(): number {
     return this.writer?.depth ?? 0;
+  }
+
+  get underivedMessages(): number {
+    return this.writer?.underivedCount ?? 0;
   }
 
   write(rows: readonly StoredMessage[]): Promise<WriteOutcome[]> {

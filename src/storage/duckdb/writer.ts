@@ -32,6 +32,8 @@ export interface WriterOptions {
    */
   idleCompactionMs?: number;
   idleCompactionMessages?: number;
+  /** How long a commit's derivation waits for later commits to share it (ms; DERIVE_DELAY_MS when absent). */
+  deriveDelayMs?: number;
 }
 
 /**
@@ -44,6 +46,9 @@ const IDLE_COMPACTION_MESSAGES = 10_000;
 
 /** Observes each commit; used for metrics and logs. */
 export type CommitListener = (info: { rows: number; stored: number; ms: number; error?: unknown }) => void;
+
+/** Observes each derivation of the identity and activity tables: the messages it took on, its time. */
+export type DeriveListener = (info: { messages: number; ms: number; error?: unknown }) => void;
 
 const ACTIVITY = new Set<string>(ACTIVITY_TYPES);
 const DAY_MS = 86_400_000;
@@ -117,6 +122,7 @@ export class GroupCommitWriter {
   /** Tasks under withoutCompaction(): no compaction starts while any runs. */
   private holds = 0;
   onCommit: CommitListener | null = null;
+  onDerive: DeriveListener | null = null;
   /** Called whenever `lastError` is set. */
   onFailure: ((err: unknown) => void) | null = null;
   /**
@@ -135,8 +141,10 @@ export class GroupCommitWriter {
   private deriveError: unknown = null;
   private deriveRetry: NodeJS.Timeout | null = null;
   private deriveTimer: NodeJS.Timeout | null = null;
-  /** Messages stored by the commits after `derived`. */
+  /** Messages stored by the commits after `derived` and not taken on by the derivation running. */
   private underivedMessages = 0;
+  /** Messages the derivation running takes on. */
+  private derivingMessages = 0;
   /** caughtUp() calls waiting for the derivation of commit `seq`. */
   private waiters: { seq: number; resolve(): void; reject(err: unknown): void }[] = [];
 
@@ -199,6 +207,11 @@ export class GroupCommitWriter {
 
   get depth(): number {
     return this.queued;
+  }
+
+  /** Messages stored and not yet in the derived tables. */
+  get underivedCount(): number {
+    return this.underivedMessages + this.derivingMessages;
   }
 
   write(rows: readonly StoredMessage[], hashes: readonly MessageHash[]): Promise<WriteOutcome[]> {
@@ -441,7 +454,7 @@ export class GroupCommitWriter {
     });
   }
 
-  /** Starts a derivation within DERIVE_DELAY_MS, or now when a caller waits or many messages do. */
+  /** Starts a derivation within the derivation delay, or now when a caller waits or many messages do. */
   private deriveSoon(): void {
     if (this.waiters.length > 0 || this.underivedMessages >= DERIVE_NOW_MESSAGES) {
       this.startDerivation();
@@ -451,7 +464,7 @@ export class GroupCommitWriter {
     this.deriveTimer = setTimeout(() => {
       this.deriveTimer = null;
       this.startDerivation();
-    }, DERIVE_DELAY_MS);
+    }, this.options.deriveDelayMs ?? DERIVE_DELAY_MS);
     // close() derives what is left; the timer need not keep the process alive.
     this.deriveTimer.unref();
   }
@@ -481,6 +494,8 @@ export class GroupCommitWriter {
     const count = this.underivedMessages;
     this.underived = { ...NO_SHAPE };
     this.underivedMessages = 0;
+    this.derivingMessages = count;
+    const started = performance.now();
     const connection = this.derivation;
     let span: unknown[] | undefined;
     try {
@@ -496,7 +511,9 @@ export class GroupCommitWriter {
     } catch (err) {
       mergeShape(this.underived, shape);
       this.underivedMessages += count;
+      this.derivingMessages = 0;
       this.deriveError = err;
+      this.onDerive?.({ messages: count, ms: performance.now() - started, error: err });
       if (invalidates(err)) this.failed(err);
       try {
         await connection.run("ROLLBACK");
@@ -519,7 +536,9 @@ export class GroupCommitWriter {
       throw err;
     }
     this.derived = to;
+    this.derivingMessages = 0;
     this.deriveError = null;
+    this.onDerive?.({ messages: count, ms: performance.now() - started });
     const waiting = this.waiters;
     this.waiters = waiting.filter((waiter) => waiter.seq > to);
     for (const waiter of waiting) if (waiter.seq <= to) waiter.resolve();
