@@ -3,27 +3,24 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 /** What `GET /metrics` exposes, in Prometheus' text format. One registry per server. */
 export class Metrics {
   readonly registry = new Registry();
+  private counter(name: string, help: string): Counter {
+    return new Counter({ name, help, registers: [this.registry] });
+  }
   readonly messages = new Counter({
     name: "solstice_messages_total",
     help: "Messages received by the Tracking API, by outcome: accepted (stored now), duplicate, rejected.",
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
-  readonly stored = new Counter({
-    name: "solstice_messages_stored_total",
-    help: "Messages committed to storage.",
-    registers: [this.registry],
-  });
-  readonly commitFailures = new Counter({
-    name: "solstice_commit_failures_total",
-    help: "Group commits that failed; their requests were answered 503.",
-    registers: [this.registry],
-  });
-  readonly reopens = new Counter({
-    name: "solstice_database_reopens_total",
-    help: "Times the database was closed and opened again after a failure invalidated it (a full disk at a checkpoint).",
-    registers: [this.registry],
-  });
+  readonly stored = this.counter("solstice_messages_stored_total", "Messages committed to storage.");
+  readonly commitFailures = this.counter(
+    "solstice_commit_failures_total",
+    "Group commits that failed; their requests were answered 503.",
+  );
+  readonly reopens = this.counter(
+    "solstice_database_reopens_total",
+    "Times the database was closed and opened again after a failure invalidated it (a full disk at a checkpoint).",
+  );
   readonly commitSeconds = new Histogram({
     name: "solstice_commit_duration_seconds",
     help: "Time to append and commit (fsync) one group of messages.",
@@ -43,16 +40,14 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly derived = new Counter({
-    name: "solstice_messages_derived_total",
-    help: "Stored messages taken into the identity and activity tables that profiles and reports read.",
-    registers: [this.registry],
-  });
-  readonly deriveFailures = new Counter({
-    name: "solstice_derivation_failures_total",
-    help: "Derivations of the identity and activity tables that failed; they are tried again.",
-    registers: [this.registry],
-  });
+  readonly derived = this.counter(
+    "solstice_messages_derived_total",
+    "Stored messages taken into the identity and activity tables that profiles and reports read.",
+  );
+  readonly deriveFailures = this.counter(
+    "solstice_derivation_failures_total",
+    "Derivations of the identity and activity tables that failed; they are tried again.",
+  );
   readonly deriveSeconds = new Histogram({
     name: "solstice_derivation_duration_seconds",
     help: "Time to take the messages of the commits not yet derived into the identity and activity tables.",
