@@ -232,10 +232,36 @@ export function storeSteps(seq: number): string[] {
   ];
 }
 
-/** Fills `commit_rows` (without hash words) with the stored messages of commits after `from` up to `to`. */
+/**
+ * The columns of `messages` that the derivations read. The others (properties, context and the like,
+ * most of a message's size) stay NULL in the derivation's `commit_rows`.
+ */
+const DERIVED_FROM = new Set([
+  "workspace_id",
+  "message_id",
+  "type",
+  "event",
+  "name",
+  "user_id",
+  "anonymous_id",
+  "group_id",
+  "context_group_id",
+  "previous_id",
+  "email",
+  "timestamp",
+  "received_at",
+  "traits",
+]);
+
+/**
+ * Fills `commit_rows` (without hash words) with the stored messages of commits after `from` up to
+ * `to`: the columns the derivations read.
+ */
 export function loadCommitted(from: number, to: number): string {
   if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to)) throw new RangeError("bad commit numbers");
-  return `INSERT INTO commit_rows SELECT ${MESSAGE_COLUMNS}, NULL, NULL, NULL, NULL FROM messages WHERE seq > ${from} AND seq <= ${to}`;
+  const columns = MESSAGE_COLUMNS.split(",").map((column) => column.trim());
+  const read = columns.map((column) => (DERIVED_FROM.has(column) ? column : "NULL"));
+  return `INSERT INTO commit_rows SELECT ${read.join(", ")}, NULL, NULL, NULL, NULL FROM messages WHERE seq > ${from} AND seq <= ${to}`;
 }
 
 /** Every statement that derives the identity and activity tables from `commit_rows`. */
