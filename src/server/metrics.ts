@@ -6,6 +6,9 @@ export class Metrics {
   private counter(name: string, help: string): Counter {
     return new Counter({ name, help, registers: [this.registry] });
   }
+  private histogram(name: string, help: string, buckets: number[]): Histogram {
+    return new Histogram({ name, help, buckets, registers: [this.registry] });
+  }
   readonly messages = new Counter({
     name: "solstice_messages_total",
     help: "Messages received by the Tracking API, by outcome: accepted (stored now), duplicate, rejected.",
@@ -21,18 +24,16 @@ export class Metrics {
     "solstice_database_reopens_total",
     "Times the database was closed and opened again after a failure invalidated it (a full disk at a checkpoint).",
   );
-  readonly commitSeconds = new Histogram({
-    name: "solstice_commit_duration_seconds",
-    help: "Time to append and commit (fsync) one group of messages.",
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [this.registry],
-  });
-  readonly commitRows = new Histogram({
-    name: "solstice_commit_rows",
-    help: "Messages per group commit.",
-    buckets: [1, 10, 100, 1000, 5000, 10000, 20000],
-    registers: [this.registry],
-  });
+  readonly commitSeconds = this.histogram(
+    "solstice_commit_duration_seconds",
+    "Time to append and commit (fsync) one group of messages.",
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+  readonly commitRows = this.histogram(
+    "solstice_commit_rows",
+    "Messages per group commit.",
+    [1, 10, 100, 1000, 5000, 10000, 20000],
+  );
   readonly reportSeconds = new Histogram({
     name: "solstice_report_duration_seconds",
     help: "Time to compute a report, by report.",
@@ -48,12 +49,11 @@ export class Metrics {
     "solstice_derivation_failures_total",
     "Derivations of the identity and activity tables that failed; they are tried again.",
   );
-  readonly deriveSeconds = new Histogram({
-    name: "solstice_derivation_duration_seconds",
-    help: "Time to take the messages of the commits not yet derived into the identity and activity tables.",
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  readonly deriveSeconds = this.histogram(
+    "solstice_derivation_duration_seconds",
+    "Time to take the messages of the commits not yet derived into the identity and activity tables.",
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
   readonly queueDepth: Gauge;
   readonly underived: Gauge;
 
