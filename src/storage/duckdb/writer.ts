@@ -34,6 +34,8 @@ export interface WriterOptions {
   idleCompactionMessages?: number;
   /** How long a commit's derivation waits for later commits to share it (ms; DERIVE_DELAY_MS when absent). */
   deriveDelayMs?: number;
+  /** The most messages one derivation takes on (MAX_DERIVE_MESSAGES when absent), a commit at least. */
+  maxDeriveMessages?: number;
 }
 
 /**
@@ -60,6 +62,11 @@ const DERIVE_RETRY_MS = 1_000;
  */
 const DERIVE_DELAY_MS = 100;
 const DERIVE_NOW_MESSAGES = 20_000;
+/**
+ * A backlog (after a crash, or a derivation that failed for a while) is derived in slices of whole
+ * commits of at most this many messages, so that no transaction holds all of it.
+ */
+const MAX_DERIVE_MESSAGES = 100_000;
 const NO_SHAPE: Readonly<CommitShape> = {
   links: false,
   groups: false,
@@ -135,16 +142,14 @@ export class GroupCommitWriter {
   private lastSeq = 0;
   /** The derived tables hold the messages of the commits up to this number. */
   private derived = 0;
-  /** What the messages of the commits after `derived` contain. */
-  private underived: CommitShape = { ...NO_SHAPE };
+  /** The commits after `derived` that stored messages, in order: what their messages contain, and how many. */
+  private pending: { seq: number; shape: CommitShape; messages: number }[] = [];
+  /** Messages of the commits in `pending`. */
+  private pendingMessages = 0;
   private deriving: Promise<void> | null = null;
   private deriveError: unknown = null;
   private deriveRetry: NodeJS.Timeout | null = null;
   private deriveTimer: NodeJS.Timeout | null = null;
-  /** Messages stored by the commits after `derived` and not taken on by the derivation running. */
-  private underivedMessages = 0;
-  /** Messages the derivation running takes on. */
-  private derivingMessages = 0;
   /** caughtUp() calls waiting for the derivation of commit `seq`. */
   private waiters: { seq: number; resolve(): void; reject(err: unknown): void }[] = [];
 
@@ -186,9 +191,16 @@ export class GroupCommitWriter {
     // The newest commits' messages may all have been erased since.
     this.lastSeq = Math.max(this.derived, Number(row?.[1] ?? 0));
     if (this.lastSeq > this.derived) {
-      this.underived = { ...EVERY_SHAPE };
+      const commits = await this.connection.runAndReadAll(
+        "SELECT seq, count(*) FROM messages WHERE seq > $derived GROUP BY seq ORDER BY seq",
+        { derived: this.derived },
+      );
+      for (const [seq, messages] of commits.getRows()) {
+        this.pending.push({ seq: Number(seq), shape: { ...EVERY_SHAPE }, messages: Number(messages) });
+        this.pendingMessages += Number(messages);
+      }
       try {
-        await this.derive();
+        while (this.derived < this.lastSeq) await this.derive();
       } catch (err) {
         // The writer is not opened: nothing may retry on its connections.
         if (this.deriveRetry !== null) clearTimeout(this.deriveRetry);
@@ -211,7 +223,7 @@ export class GroupCommitWriter {
 
   /** Messages stored and not yet in the derived tables. */
   get underivedCount(): number {
-    return this.underivedMessages + this.derivingMessages;
+    return this.pendingMessages;
   }
 
   write(rows: readonly StoredMessage[], hashes: readonly MessageHash[]): Promise<WriteOutcome[]> {
@@ -433,8 +445,8 @@ export class GroupCommitWriter {
     });
     if (stored.length > 0) {
       this.lastSeq = seq;
-      mergeShape(this.underived, shape);
-      this.underivedMessages += stored.length;
+      this.pending.push({ seq, shape, messages: stored.length });
+      this.pendingMessages += stored.length;
       this.deriveSoon();
     }
     this.onCommit?.({ rows, stored: stored.length, ms: performance.now() - started });
@@ -456,7 +468,7 @@ export class GroupCommitWriter {
 
   /** Starts a derivation within the derivation delay, or now when a caller waits or many messages do. */
   private deriveSoon(): void {
-    if (this.waiters.length > 0 || this.underivedMessages >= DERIVE_NOW_MESSAGES) {
+    if (this.waiters.length > 0 || this.pendingMessages >= DERIVE_NOW_MESSAGES) {
       this.startDerivation();
       return;
     }
@@ -484,17 +496,23 @@ export class GroupCommitWriter {
   }
 
   /**
-   * Fills the derived tables with the messages of every commit not yet derived, in one transaction
-   * that also records the last commit number it took.
+   * Fills the derived tables with the messages of the commits not yet derived, the oldest first and
+   * up to the slice's size, in one transaction that also records the last commit number it took.
    */
   private async derive(): Promise<void> {
     const from = this.derived;
-    const to = this.lastSeq;
-    const shape = this.underived;
-    const count = this.underivedMessages;
-    this.underived = { ...NO_SHAPE };
-    this.underivedMessages = 0;
-    this.derivingMessages = count;
+    const max = this.options.maxDeriveMessages ?? MAX_DERIVE_MESSAGES;
+    const shape = { ...NO_SHAPE };
+    let count = 0;
+    let take = 0;
+    for (const commit of this.pending) {
+      if (take > 0 && count + commit.messages > max) break;
+      count += commit.messages;
+      mergeShape(shape, commit.shape);
+      take++;
+    }
+    // No commit pending: the newest ones' messages were erased; only the number moves on.
+    const to = take > 0 ? (this.pending[take - 1]?.seq ?? this.lastSeq) : this.lastSeq;
     const started = performance.now();
     const connection = this.derivation;
     let span: unknown[] | undefined;
@@ -509,9 +527,6 @@ export class GroupCommitWriter {
       const steps = [...derivationSteps(shape), `UPDATE derived_through SET seq = ${to}`, "COMMIT"];
       await connection.run(steps.join(";\n"));
     } catch (err) {
-      mergeShape(this.underived, shape);
-      this.underivedMessages += count;
-      this.derivingMessages = 0;
       this.deriveError = err;
       this.onDerive?.({ messages: count, ms: performance.now() - started, error: err });
       if (invalidates(err)) this.failed(err);
@@ -536,7 +551,8 @@ export class GroupCommitWriter {
       throw err;
     }
     this.derived = to;
-    this.derivingMessages = 0;
+    this.pending.splice(0, take);
+    this.pendingMessages -= count;
     this.deriveError = null;
     this.onDerive?.({ messages: count, ms: performance.now() - started });
     const waiting = this.waiters;
