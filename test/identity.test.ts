@@ -269,6 +269,45 @@ describe("companies", () => {
     expect(await timeline(t, "companyId=c9")).toEqual(["e3"]);
   });
 
+  it("counts a company's top events over its last 90 days, to the day, when they start within a week", async () => {
+    const t = await start();
+    // NOW is Tuesday 03-31: the last 90 days start on Thursday 01-01, in the week of Monday 12-29.
+    // Counted: e1 (u8, 01-01), e2 (a8, linked to u8 by i1, 01-02), e3 (context.groupId edge, Sunday
+    // 01-04), e4 and e5 (03-30): Edge Event 3, Late Event 2. Not counted: o1 (Wednesday 12-31) and o2
+    // (Monday 12-29, context.groupId edge), the same week but before 01-01, so Old Event is not
+    // listed at all; the page p1 is not a track call.
+    await sendBatch(t, [
+      { type: "group", userId: "u8", groupId: "edge", timestamp: at("2025-12-01"), messageId: "g1" },
+      { type: "identify", userId: "u8", anonymousId: "a8", timestamp: at("2025-12-01"), messageId: "i1" },
+      { type: "track", userId: "u8", event: "Old Event", timestamp: at("2025-12-31", "23:59:59"), messageId: "o1" },
+      {
+        type: "track",
+        userId: "u8",
+        event: "Old Event",
+        context: { groupId: "edge" },
+        timestamp: at("2025-12-29"),
+        messageId: "o2",
+      },
+      { type: "track", userId: "u8", event: "Edge Event", timestamp: at("2026-01-01", "00:00:00"), messageId: "e1" },
+      { type: "track", anonymousId: "a8", event: "Edge Event", timestamp: at("2026-01-02"), messageId: "e2" },
+      { type: "page", userId: "u8", name: "Home", timestamp: at("2026-01-02"), messageId: "p1" },
+      {
+        type: "track",
+        userId: "u8",
+        event: "Edge Event",
+        context: { groupId: "edge" },
+        timestamp: at("2026-01-04"),
+        messageId: "e3",
+      },
+      { type: "track", userId: "u8", event: "Late Event", timestamp: at("2026-03-30"), messageId: "e4" },
+      { type: "track", userId: "u8", event: "Late Event", timestamp: at("2026-03-30", "11:00:00"), messageId: "e5" },
+    ]);
+    expect((await company(t, "edge")).topEvents).toEqual([
+      { event: "Edge Event", count: 3 },
+      { event: "Late Event", count: 2 },
+    ]);
+  });
+
   it("makes the user of an anonymousId a member through a group call carrying only the anonymousId", async () => {
     const t = await start();
     await sendBatch(t, [

@@ -4,7 +4,7 @@ import { MIGRATIONS, migrate } from "../src/storage/duckdb/migrations.js";
 
 /** A database made by an earlier release, at schema version 6, migrated by this one. */
 describe("migrations", () => {
-  it("fills activity_weeks (with the days of each week), track_events and message_days from what an earlier version stored", async () => {
+  it("fills activity_weeks (with the days of each week), track_events, message_days and event_weeks from what an earlier version stored", async () => {
     const instance = await DuckDBInstance.create(":memory:");
     const connection = await instance.connect();
     try {
@@ -26,6 +26,15 @@ describe("migrations", () => {
           ('ws', 'user', 'u1', NULL, DATE '2026-03-08', 1, TIMESTAMPTZ '2026-03-08 12:00:00Z', TIMESTAMPTZ '2026-03-08 12:00:00Z'),
           ('ws', 'user', 'u1', NULL, DATE '2026-03-09', 4, TIMESTAMPTZ '2026-03-09 08:00:00Z', TIMESTAMPTZ '2026-03-09 20:00:00Z'),
           ('ws', 'anon', 'a1', 'acme', DATE '2026-03-04', 1, TIMESTAMPTZ '2026-03-04 10:00:00Z', TIMESTAMPTZ '2026-03-04 10:00:00Z')`);
+      // Track events per day: u1's Opened on Monday 03-02 (2), Sunday 03-08 (1) and Monday 03-09 (4);
+      // a1's page Home is not a track event. Per week and day of the week: u1's Opened, in the week of
+      // 03-02, 2 on its Monday (d0) and 1 on its Sunday (d6); in the week of 03-09, 4 on its Monday.
+      await connection.run(`
+        INSERT INTO event_days VALUES
+          ('ws', 'user', 'u1', NULL, DATE '2026-03-02', 'track', 'Opened', 2, TIMESTAMPTZ '2026-03-02 09:00:00Z', TIMESTAMPTZ '2026-03-02 17:00:00Z'),
+          ('ws', 'user', 'u1', NULL, DATE '2026-03-08', 'track', 'Opened', 1, TIMESTAMPTZ '2026-03-08 12:00:00Z', TIMESTAMPTZ '2026-03-08 12:00:00Z'),
+          ('ws', 'user', 'u1', NULL, DATE '2026-03-09', 'track', 'Opened', 4, TIMESTAMPTZ '2026-03-09 08:00:00Z', TIMESTAMPTZ '2026-03-09 20:00:00Z'),
+          ('ws', 'anon', 'a1', 'acme', DATE '2026-03-04', 'page', 'Home', 1, TIMESTAMPTZ '2026-03-04 10:00:00Z', TIMESTAMPTZ '2026-03-04 10:00:00Z')`);
       // Messages: two track calls, a page and an identify; only the track calls are track events.
       await connection.run(`
         INSERT INTO messages (workspace_id, message_id, type, event, name, user_id, anonymous_id, context_group_id, timestamp, received_at)
@@ -75,6 +84,16 @@ describe("migrations", () => {
         ["a1", "acme", "2026-03-02", 1n, "03-04 10:00", "03-04 10:00", 4],
         ["u1", null, "2026-03-02", 3n, "03-02 09:00", "03-08 12:00", 65],
         ["u1", null, "2026-03-09", 4n, "03-09 08:00", "03-09 20:00", 1],
+      ]);
+      const weeks = (
+        await connection.runAndReadAll(
+          `SELECT actor_id, event, strftime(DATE '1970-01-01' + week * 7 - 3, '%Y-%m-%d') AS monday, d0, d1, d2, d3, d4, d5, d6
+           FROM event_weeks ORDER BY actor_id, week`,
+        )
+      ).getRows();
+      expect(weeks).toEqual([
+        ["u1", "Opened", "2026-03-02", 2n, 0n, 0n, 0n, 0n, 0n, 1n],
+        ["u1", "Opened", "2026-03-09", 4n, 0n, 0n, 0n, 0n, 0n, 0n],
       ]);
       // The messages stored before commits were numbered are in the derived tables already: none has a
       // number after the last derived one (0), so none is derived again.

@@ -8,6 +8,7 @@
  */
 
 import { dayNumber, periodSql, weekDaySql } from "./report-sql.js";
+import { WEEKDAY_COLUMNS } from "./weekdays.js";
 
 /** How from_json reads a StoredMessage (see storage/types.ts) with the writer's hash words. */
 const ROW_TYPE = JSON.stringify([
@@ -165,11 +166,17 @@ export const WEEK_OF_DAY = periodSql("week", dayNumber("day"));
 const DAY_OF_WEEK_BIT = `1::UTINYINT << ${weekDaySql(dayNumber("day"))}::UTINYINT`;
 
 /** The tables that activity messages fill, each keyed by actor (actor_kind, actor_id). */
-export const ACTIVITY_TABLES = ["activity_days", "activity_weeks", "event_days", "actor_summary"] as const;
+export const ACTIVITY_TABLES = [
+  "activity_days",
+  "activity_weeks",
+  "event_days",
+  "event_weeks",
+  "actor_summary",
+] as const;
 
 /**
  * The activity tables' rows for the messages of `source`, summed per key. The activity rows are
- * worked out once, into the (empty) temporary table `activity`, for the three tables.
+ * worked out once, into the (empty) temporary table `activity`, for every table.
  */
 export function activityTablesFrom(source: string, activity: string): string[] {
   return [
@@ -178,6 +185,11 @@ export function activityTablesFrom(source: string, activity: string): string[] {
      SELECT workspace_id, actor_kind, actor_id, context_group_id, day, type, name, count(*), min(timestamp), max(timestamp)
      FROM ${activity} WHERE name IS NOT NULL
      GROUP BY workspace_id, actor_kind, actor_id, context_group_id, day, type, name`,
+    `INSERT INTO event_weeks
+     SELECT workspace_id, actor_kind, actor_id, context_group_id, name, ${WEEK_OF_DAY} AS week,
+       ${WEEKDAY_COLUMNS.map((_, k) => `count(*) FILTER (WHERE ${weekDaySql(dayNumber("day"))} = ${k})`).join(", ")}
+     FROM ${activity} WHERE type = 'track' AND name IS NOT NULL
+     GROUP BY workspace_id, actor_kind, actor_id, context_group_id, name, week`,
     `INSERT INTO activity_days
      SELECT workspace_id, actor_kind, actor_id, context_group_id, day, count(*), min(timestamp), max(timestamp)
      FROM ${activity} WHERE NOT system

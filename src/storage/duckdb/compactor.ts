@@ -1,6 +1,7 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { periodIndex } from "../../reports/periods.js";
 import { transaction } from "./admin.js";
+import { WEEKDAY_COLUMNS } from "./weekdays.js";
 
 /** How each append-only table is reduced to one row per key: the winner of each key, in key order. */
 const WINNERS = {
@@ -49,6 +50,12 @@ const SUMS = {
     aggregates: "sum(events)::BIGINT, min(first_ts), max(last_ts)",
     order: "workspace_id, context_group_id IS NOT NULL, type, event, actor_kind, actor_id, context_group_id, day",
   },
+  // Read actor by actor (a company's top events: its members' rows), so in actor order.
+  event_weeks: {
+    key: "workspace_id, actor_kind, actor_id, context_group_id, event, week",
+    aggregates: WEEKDAY_COLUMNS.map((column) => `sum(${column})::BIGINT`).join(", "),
+    order: `${ACTOR_ORDER}, event, week`,
+  },
   // Read actor by actor (a user's timeline), so in actor order.
   message_days: {
     key: "workspace_id, actor_kind, actor_id, day",
@@ -68,12 +75,15 @@ const SUMS = {
  */
 const days = (first: number, last: number) =>
   `day BETWEEN DATE '1970-01-01' + ${first} AND DATE '1970-01-01' + ${last}`;
+// The weeks of those days, numbered as WEEK_OF_DAY numbers them.
+const weeks = (first: number, last: number) =>
+  `week BETWEEN ${periodIndex(first, "week")} AND ${periodIndex(last, "week")}`;
 const RANGES: Record<string, (first: number, last: number) => string> = {
   activity_days: days,
   event_days: days,
   message_days: days,
-  // The weeks of those days, numbered as WEEK_OF_DAY numbers them.
-  activity_weeks: (first, last) => `week BETWEEN ${periodIndex(first, "week")} AND ${periodIndex(last, "week")}`,
+  activity_weeks: weeks,
+  event_weeks: weeks,
 };
 
 /** Messages committed after which the tables are compacted: a tenth of all messages, and at least this many. */

@@ -6,6 +6,8 @@ import type {
   Provenance,
   UserProfile,
 } from "../../identity/types.js";
+import { periodFirstDay, periodIndex } from "../../reports/periods.js";
+import { WEEKDAY_COLUMNS } from "./weekdays.js";
 
 /**
  * Members (group calls resolved to users; an anonymousId's group call makes its user a member), with
@@ -440,12 +442,18 @@ export async function companyProfile(
      ) GROUP BY day ORDER BY day`,
     { ws, id, since: today - 89, ...actors },
   );
+  // The same 90 days from event_weeks: the weeks from the first day's on, and of the first week the
+  // days from the first day on.
+  const since = today - 89;
+  const firstWeek = periodIndex(since, "week");
+  const weekly = (columns: readonly string[]) => columns.map((column) => `x.${column}`).join(" + ");
+  const events = `CASE WHEN x.week = $firstWeek THEN ${weekly(WEEKDAY_COLUMNS.slice(since - periodFirstDay(firstWeek, "week")))} ELSE ${weekly(WEEKDAY_COLUMNS)} END`;
   const topEvents = await rows(
     connection,
-    `WITH ${IDENTITY_CTES}, ${MEMBER_ACTORS}
-     SELECT event, sum(events) AS count FROM (${attributedTo("event_days", "x.event, x.events", `${recent} AND x.type = 'track'`, false)})
-     GROUP BY event ORDER BY count DESC, event LIMIT 10`,
-    { ws, id, since: today - 89, ...actors },
+    `WITH ${MEMBER_ACTORS}
+     SELECT event, sum(events) AS count FROM (${attributedTo("event_weeks", `x.event, ${events} AS events`, "AND x.week >= $firstWeek", false)})
+     GROUP BY event HAVING count > 0 ORDER BY count DESC, event LIMIT 10`,
+    { ws, id, firstWeek, ...actors },
   );
   return {
     ...summary,

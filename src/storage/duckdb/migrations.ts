@@ -287,6 +287,48 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       INSERT INTO derived_through VALUES (0);
     `,
   },
+  {
+    version: 12,
+    description: "track events per actor and week",
+    sql: `
+      -- Track events per actor, company (context.groupId), event and week, with how many fell on each
+      -- day of the week: d0 for Monday to d6 for Sunday (local days, as in event_days). Kept in actor
+      -- order, so that the events of a company's members are read from their own row groups, where
+      -- event_days, in event order, has them in every row group; a range that starts within a week
+      -- takes that week's days from the range's first on.
+      CREATE TABLE event_weeks (
+        workspace_id VARCHAR NOT NULL,
+        actor_kind VARCHAR NOT NULL,
+        actor_id VARCHAR NOT NULL,
+        context_group_id VARCHAR,
+        event VARCHAR NOT NULL,
+        week INTEGER NOT NULL,
+        d0 BIGINT NOT NULL,
+        d1 BIGINT NOT NULL,
+        d2 BIGINT NOT NULL,
+        d3 BIGINT NOT NULL,
+        d4 BIGINT NOT NULL,
+        d5 BIGINT NOT NULL,
+        d6 BIGINT NOT NULL
+      );
+      INSERT INTO event_weeks
+      SELECT workspace_id, actor_kind, actor_id, context_group_id, event, week,
+        coalesce(sum(events) FILTER (WHERE weekday = 0), 0)::BIGINT,
+        coalesce(sum(events) FILTER (WHERE weekday = 1), 0)::BIGINT,
+        coalesce(sum(events) FILTER (WHERE weekday = 2), 0)::BIGINT,
+        coalesce(sum(events) FILTER (WHERE weekday = 3), 0)::BIGINT,
+        coalesce(sum(events) FILTER (WHERE weekday = 4), 0)::BIGINT,
+        coalesce(sum(events) FILTER (WHERE weekday = 5), 0)::BIGINT,
+        coalesce(sum(events) FILTER (WHERE weekday = 6), 0)::BIGINT
+      FROM (
+        SELECT *, floor((day - DATE '1970-01-01' + 3) / 7)::INTEGER AS week,
+          day - DATE '1970-01-01' + 3 - 7 * floor((day - DATE '1970-01-01' + 3) / 7) AS weekday
+        FROM event_days WHERE type = 'track'
+      )
+      GROUP BY workspace_id, actor_kind, actor_id, context_group_id, event, week
+      ORDER BY workspace_id, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id, event, week;
+    `,
+  },
 ];
 
 /**
