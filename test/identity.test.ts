@@ -249,6 +249,18 @@ describe("companies", () => {
     expect([byId.c2?.firstSeen, byId.c2?.lastSeen]).toEqual([at("2026-02-01"), at("2026-03-21")]);
     expect([byId.c9?.firstSeen, byId.c9?.lastSeen, byId.c9?.name]).toEqual([at("2026-03-22"), at("2026-03-22"), null]);
 
+    // Each profile gives the figures of its row in the list, which are worked out for every company at once.
+    for (const row of list.companies) {
+      const { id, name, users, events, firstSeen, lastSeen } = await company(t, row.id);
+      expect({ id, name, users, events, firstSeen, lastSeen }).toEqual({
+        id: row.id,
+        name: row.name,
+        users: row.users,
+        events: row.events,
+        firstSeen: row.firstSeen,
+        lastSeen: row.lastSeen,
+      });
+    }
     const c2 = await company(t, "c2");
     expect(c2.members.map((m) => [m.userId, m.lastSeen, m.joinedBy.messageId])).toEqual([
       ["u6", at("2026-03-22"), "g2"],

@@ -6,7 +6,7 @@ import type {
   Provenance,
   UserProfile,
 } from "../../identity/types.js";
-import { periodFirstDay, periodIndex } from "../../reports/periods.js";
+import { formatDay, periodFirstDay, periodIndex } from "../../reports/periods.js";
 import { WEEKDAY_COLUMNS } from "./weekdays.js";
 
 /**
@@ -337,28 +337,14 @@ function companiesSql(filter: string): string {
 }
 
 /**
- * One row of companiesSql() for company $id alone, or none when the list would not have it: the same
- * figures, worked out from the company's own rows instead of every company's.
+ * When company $id was first and last seen, from its own rows and its members' (see attributedTo), and
+ * whether it has rows of its own there (`own`) or in memberships (`joined`): with traits, what makes
+ * a company known to the list.
  */
-const COMPANY_SUMMARY_SQL = `WITH ${IDENTITY_CTES}, ${MEMBER_ACTORS},
-    seen AS (
-      SELECT min(first_ts) AS first_ts, max(last_ts) AS last_ts
-      FROM (${attributedTo("actor_summary", "x.first_ts, x.last_ts", "", false)})
-    ),
-    recent AS (
-      SELECT sum(events) AS events
-      FROM (${attributedTo("activity_days", "x.events", "AND x.day >= DATE '1970-01-01' + $since", false)})
-    ),
-    company_traits AS (
-      SELECT ${TRAITS_OBJECT} AS traits
-      FROM (${latestTraits("AND entity_kind = 'company' AND entity_id = $id")}) GROUP BY entity_id
-    )
-    SELECT $id AS id, (SELECT traits FROM company_traits) AS traits, epoch_us(s.first_ts) AS first,
-      epoch_us(s.last_ts) AS last, (SELECT count(*) FROM member_ids) AS users, coalesce(r.events, 0) AS events
-    FROM seen s, recent r
-    WHERE EXISTS (SELECT 1 FROM memberships WHERE workspace_id = $ws AND group_id = $id)
-      OR EXISTS (SELECT 1 FROM actor_summary WHERE workspace_id = $ws AND context_group_id = $id)
-      OR EXISTS (SELECT 1 FROM traits WHERE workspace_id = $ws AND entity_kind = 'company' AND entity_id = $id)`;
+const COMPANY_SEEN_SQL = `WITH ${MEMBER_ACTORS}
+    SELECT epoch_us(min(first_ts)) AS first, epoch_us(max(last_ts)) AS last, count(*) FILTER (WHERE user_id IS NULL) AS own,
+      EXISTS (SELECT 1 FROM memberships WHERE workspace_id = $ws AND group_id = $id) AS joined
+    FROM (${attributedTo("actor_summary", "x.first_ts, x.last_ts", "", false)})`;
 
 function toSummary(row: Record<string, DuckDBValue>): CompanySummary {
   const traits = parseTraits(row.traits);
@@ -404,11 +390,10 @@ export async function companyProfile(
 ): Promise<CompanyProfile | null> {
   // The members first: every later query takes them (and their anonymousIds) as parameters.
   const actors = memberActors(await rows(connection, COMPANY_MEMBERS_SQL, { ws, id }));
-  const summaryRows = await rows(connection, COMPANY_SUMMARY_SQL, { ws, id, since: today - 29, ...actors });
-  const first = summaryRows[0];
-  if (!first) return null;
-  const summary = toSummary(first);
-  const { traitsSetBy } = await traitsOf(connection, ws, "entity_kind = 'company' AND entity_id = $id", { id });
+  const [seen] = await rows(connection, COMPANY_SEEN_SQL, { ws, id, ...actors });
+  const { traits, traitsSetBy } = await traitsOf(connection, ws, "entity_kind = 'company' AND entity_id = $id", { id });
+  // Known to the list: by a group call, by activity with its context.groupId, or by its traits.
+  if (!seen?.joined && Number(seen?.own ?? 0) === 0 && Object.keys(traits).length === 0) return null;
   const members = await rows(
     connection,
     `WITH ${MEMBER_ACTORS},
@@ -432,6 +417,8 @@ export async function companyProfile(
      ORDER BY s.last_ts DESC NULLS LAST, m.user_id`,
     { ws, ...actors },
   );
+  // The last 90 days.
+  const since = today - 89;
   const recent = "AND x.day >= DATE '1970-01-01' + $since";
   const activity = await rows(
     connection,
@@ -440,11 +427,10 @@ export async function companyProfile(
        SELECT day, events, coalesce(user_id, 'anon:' || actor_id) AS who
        FROM (${attributedTo("activity_days", "x.day, x.events", recent)})
      ) GROUP BY day ORDER BY day`,
-    { ws, id, since: today - 89, ...actors },
+    { ws, id, since, ...actors },
   );
   // The same 90 days from event_weeks: the weeks from the first day's on, and of the first week the
   // days from the first day on.
-  const since = today - 89;
   const firstWeek = periodIndex(since, "week");
   const weekly = (columns: readonly string[]) => columns.map((column) => `x.${column}`).join(" + ");
   const events = `CASE WHEN x.week = $firstWeek THEN ${weekly(WEEKDAY_COLUMNS.slice(since - periodFirstDay(firstWeek, "week")))} ELSE ${weekly(WEEKDAY_COLUMNS)} END`;
@@ -455,8 +441,16 @@ export async function companyProfile(
      GROUP BY event HAVING count > 0 ORDER BY count DESC, event LIMIT 10`,
     { ws, id, firstWeek, ...actors },
   );
+  // The list's "events" (the last 30 days) from the same rows as the daily activity.
+  const recentFrom = formatDay(today - 29);
   return {
-    ...summary,
+    id,
+    name: nameOf(traits),
+    traits,
+    firstSeen: iso(seen?.first),
+    lastSeen: iso(seen?.last),
+    users: members.length,
+    events: activity.reduce((sum, row) => (String(row.day) >= recentFrom ? sum + Number(row.events) : sum), 0),
     traitsSetBy,
     members: members.map((row) => ({
       userId: String(row.user_id),
