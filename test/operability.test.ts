@@ -796,7 +796,9 @@ async function sendAll(url: string, messages: readonly object[]) {
 
 describe("deletion requests", () => {
   it("erases a user everywhere, and only them, and keeps their messageIds known", async () => {
-    const [t, control] = await Promise.all([testServer(), testServer()]);
+    // A week after the last message: every company's last 90 days hold all of them.
+    const now = () => Date.parse("2024-04-01T12:00:00.000Z");
+    const [t, control] = await Promise.all([testServer(dataDir(), { now }), testServer(dataDir(), { now })]);
     expect(await sendAll(t.url, [...ALICE, ...OTHERS])).toMatchObject({ accepted: 23, duplicates: 0 });
     expect(await sendAll(control.url, OTHERS)).toMatchObject({ accepted: 11 });
     const activity = (list: { type: string }[]) => list.filter((m) => ACTIVE.has(m.type)).length;
@@ -818,7 +820,15 @@ describe("deletion requests", () => {
     const bobBefore = await query(t.url, "/api/v1/users/bob");
     const carolBefore = await query(t.url, "/api/v1/users/carol");
     const othersBefore = await events(t.url, {});
-    expect((await query<{ members: unknown[] }>(t.url, "/api/v1/companies/acme")).members).toHaveLength(2);
+    const acmeBefore = await query<{ members: unknown[]; topEvents: unknown[] }>(t.url, "/api/v1/companies/acme");
+    expect(acmeBefore.members).toHaveLength(2);
+    // Acme's track events: Alice's a2 (as anon-a), a5, a6, a10, a11 and a12; Bob's b3, b4 and b5.
+    expect(acmeBefore.topEvents).toEqual([
+      { event: "Report Created", count: 5 },
+      { event: "Signed Up", count: 2 },
+      { event: "Report Shared", count: 1 },
+      { event: "Viewed Signup", count: 1 },
+    ]);
     const statsBefore = await stats(t.url);
 
     const res = await secretPost(t.url, "/api/v1/deletion-requests", { userId: "alice" });
@@ -859,6 +869,8 @@ describe("deletion requests", () => {
       "/api/v1/companies/acme",
     );
     expect(acme.members.map((m) => m.userId)).toEqual(["bob"]);
+    // The whole profile, top events included, is what a server that never saw Alice gives.
+    expect(acme).toEqual(await query(control.url, "/api/v1/companies/acme"));
     expect(acme.users).toBe(1);
     expect(acme.traits).toEqual({ name: "Acme" });
     const initech = await send(t.url, "/api/v1/companies/initech", {
