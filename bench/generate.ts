@@ -2,7 +2,11 @@
  * A seeded, reproducible B2B product-analytics dataset, and a loader that writes it through the DuckDB
  * engine exactly as ingestion does (so every derived table is built by production code).
  *
- *   node --import tsx bench/generate.ts [--events N] [--users N] [--companies N] [--seed N] [--dir DIR]
+ *   node --import tsx bench/generate.ts [--events N] [--users N] [--companies N] [--visitors N]
+ *     [--days N] [--seed N] [--dir DIR] [--dry-run] [--help]
+ *
+ * --dry-run generates the messages without storing them and prints the summary: the generator's own
+ * speed.
  *
  * The same options and seed always give the same messages. The shape, with the defaults (10M
  * activity events, 50k users, 2k companies, 5k visitors, 180 days ending 2026-06-30T00:00:00Z):
@@ -53,6 +57,7 @@
  * loadDataset() caches a finished load in bench/.data/<name> with a marker file of its options, the
  * generator's version and the schema version; a later call with the same ones reuses it.
  */
+
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -63,6 +68,7 @@ import { DATABASE_FILE, DuckDBEngine } from "../src/storage/duckdb/engine.js";
 import { MIGRATIONS } from "../src/storage/duckdb/migrations.js";
 import type { StoredMessage } from "../src/storage/types.js";
 import { runMain } from "./common.js";
+import { headerComment } from "./usage.js";
 
 export interface DatasetOptions {
   seed: number;
@@ -1158,8 +1164,13 @@ async function main(): Promise<void> {
       days: { type: "string" },
       dir: { type: "string" },
       "dry-run": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     },
   });
+  if (values.help) {
+    process.stdout.write(headerComment(import.meta.filename));
+    return;
+  }
   const options: Partial<DatasetOptions> = {};
   for (const key of ["seed", "events", "users", "companies", "visitors", "days"] as const) {
     const value = values[key];

@@ -40,6 +40,7 @@ import {
   time,
 } from "./common.js";
 import { DEFAULT_DATASET, defaultDatasetDir, loadDataset } from "./generate.js";
+import { environmentOnly } from "./usage.js";
 
 const TARGET_MEDIAN_MS = 100;
 const TARGET_RATIO = 5;
@@ -629,6 +630,7 @@ async function eventsByFrequency(connection: DuckDBConnection, ws: string): Prom
 }
 
 async function main(): Promise<void> {
+  environmentOnly(import.meta.filename);
   const runs = envInt("BENCH_RUNS", 7);
   const warmups = envInt("BENCH_WARMUPS", 2);
   const naiveRuns = envInt("BENCH_NAIVE_RUNS", 3);

@@ -31,6 +31,9 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileSize, freePort, sleep } from "./common.js";
+import { environmentOnly } from "./usage.js";
+
+environmentOnly(import.meta.filename);
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const HOST = "127.0.0.1";

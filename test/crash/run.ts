@@ -1,12 +1,13 @@
 /**
  * The long crash loop, outside vitest:
  *   node --import tsx test/crash/run.ts [--cycles N] [--seed S] [--clients N] [--max-batch N]
- *     [--kill-min-ms MS] [--kill-max-ms MS] [--full-check-every N] [--keep]
+ *     [--kill-min-ms MS] [--kill-max-ms MS] [--full-check-every N] [--keep] [--help]
  * Exits 1 when any cycle lost, duplicated or miscounted a message. --keep leaves the data directory
  * in place for inspection.
  */
 import fs from "node:fs";
 import { parseArgs } from "node:util";
+import { headerComment } from "../../bench/usage.js";
 import { tempDataDir } from "../helpers/server.js";
 import { crashSeed, runCrashLoop, ServerProcesses } from "./loop.js";
 
@@ -20,8 +21,13 @@ const { values } = parseArgs({
     "kill-max-ms": { type: "string", default: "4000" },
     "full-check-every": { type: "string", default: "10" },
     keep: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  process.stdout.write(headerComment(import.meta.filename));
+  process.exit(0);
+}
 
 const dataDir = tempDataDir("solstice-crash");
 const processes = new ServerProcesses();
