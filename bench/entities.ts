@@ -331,6 +331,7 @@ async function main(): Promise<void> {
     const names = [
       "messages",
       "event_days",
+      "event_weeks",
       "activity_days",
       "traits",
       "actor_summary",
