@@ -288,6 +288,16 @@ describe("health, readiness and metrics", () => {
     expect(sample(reported, "solstice_report_duration_seconds_count", { report: "active" })).toBe(1);
     expect(sample(reported, "solstice_report_duration_seconds_sum", { report: "active" })).toBeGreaterThan(0);
     expect(sample(reported, "solstice_report_duration_seconds_bucket", { report: "active", le: "+Inf" })).toBe(1);
+
+    // No compaction yet (five messages are far from a tenth of the data, or from an idle one); then one
+    // of the whole tables, as maintenance asks for.
+    expect(sample(reported, "solstice_compaction_duration_seconds_count", { rewrite: "full" })).toBeUndefined();
+    await (t.server.storage as DuckDBEngine).compact();
+    const compacted = await metricsText(t.url);
+    expect(sample(compacted, "solstice_compaction_duration_seconds_count", { rewrite: "full" })).toBe(1);
+    expect(sample(compacted, "solstice_compaction_duration_seconds_count", { rewrite: "recent" })).toBeUndefined();
+    expect(sample(compacted, "solstice_compaction_failures_total")).toBe(0);
+    expect(sample(compacted, "solstice_commit_failures_total")).toBe(0);
   });
 });
 

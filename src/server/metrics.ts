@@ -54,6 +54,17 @@ export class Metrics {
     "Time to take the messages of the commits not yet derived into the identity and activity tables.",
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   );
+  readonly compactionFailures = this.counter(
+    "solstice_compaction_failures_total",
+    "Compactions of the derived tables that failed; the tables stay correct, only larger, until the next.",
+  );
+  readonly compactionSeconds = new Histogram({
+    name: "solstice_compaction_duration_seconds",
+    help: "Time to compact the derived tables: rewrite = full for whole tables, recent for the days that gained rows.",
+    labelNames: ["rewrite"] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
   readonly queueDepth: Gauge;
   readonly underived: Gauge;
 
@@ -84,6 +95,15 @@ export class Metrics {
     }
     this.derived.inc(info.messages);
     this.deriveSeconds.observe(info.ms / 1000);
+  }
+
+  /** Records one compaction, as the storage engine reports it. */
+  compact(info: { ms: number; full?: boolean; error?: unknown }): void {
+    if (info.error !== undefined) {
+      this.compactionFailures.inc();
+      return;
+    }
+    this.compactionSeconds.observe({ rewrite: info.full ? "full" : "recent" }, info.ms / 1000);
   }
 
   /** Records one group commit, as the storage engine reports it. */

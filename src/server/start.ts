@@ -38,6 +38,11 @@ export async function startServer(
         logger.error({ err: info.error, messages: info.messages }, "deriving the identity and activity tables failed");
       }
     },
+    onCompact: (info) => {
+      metrics?.compact(info);
+      if (info.error !== undefined) logger.error({ err: info.error }, "compacting the derived tables failed");
+      else logger.info({ full: info.full, ms: Math.round(info.ms) }, "compacted the derived tables");
+    },
   });
   metrics = new Metrics(
     () => storage.queueDepth,

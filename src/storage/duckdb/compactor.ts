@@ -155,9 +155,9 @@ export class Compactor {
   /**
    * Rewrites every derived table to one row per key; `all` rewrites the day tables and track_events
    * whole, as a due full rewrite does. What was committed before the call is compacted; a failed
-   * compaction leaves it pending for the next one.
+   * compaction leaves it pending for the next one. Resolves to whether the rewrite was a full one.
    */
-  async compact(all = false): Promise<void> {
+  async compact(all = false): Promise<boolean> {
     const work = this.pendingWork;
     this.pendingWork = { ...NOTHING };
     const full = all || this.messages - this.messagesAtFull >= Math.max(MIN_MESSAGES, this.messagesAtFull);
@@ -194,6 +194,7 @@ export class Compactor {
       };
       throw err;
     }
+    return full;
   }
 
   /** Stops the compaction running now, if any, at once: it fails and rolls back. For shutting down. */

@@ -40,6 +40,7 @@ import { DuckDBReports } from "./reports.js";
 import { deleteExpired, dropWorkspaceFromSessions, insertSession, readSessions } from "./sessions.js";
 import {
   type CommitListener,
+  type CompactListener,
   type DeriveListener,
   GroupCommitWriter,
   invalidates,
@@ -59,6 +60,8 @@ export interface DuckDBEngineOptions extends WriterOptions {
   onCommit?: CommitListener;
   /** Hears of each derivation of the identity and activity tables. */
   onDerive?: DeriveListener;
+  /** Hears of each compaction of the derived tables. */
+  onCompact?: CompactListener;
   /** Progress of start-up work that can take a while (schema migrations, the de-duplication index). */
   onProgress?: (message: string) => void;
   /** Called after the engine closed and opened again a database that a failure had invalidated. */
@@ -157,6 +160,7 @@ export class DuckDBEngine implements StorageEngine {
       );
       if (this.options.onCommit) writer.onCommit = this.options.onCommit;
       if (this.options.onDerive) writer.onDerive = this.options.onDerive;
+      if (this.options.onCompact) writer.onCompact = this.options.onCompact;
       writer.onFailure = () => this.watch();
       await writer.open();
       this.writer = writer;

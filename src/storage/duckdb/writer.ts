@@ -52,6 +52,12 @@ export type CommitListener = (info: { rows: number; stored: number; ms: number; 
 /** Observes each derivation of the identity and activity tables: the messages it took on, its time. */
 export type DeriveListener = (info: { messages: number; ms: number; error?: unknown }) => void;
 
+/**
+ * Observes each compaction of the derived tables: its time, and whether it rewrote the activity
+ * tables whole (`full`) or only the days that gained rows; a failed one has `error` instead.
+ */
+export type CompactListener = (info: { ms: number; full?: boolean; error?: unknown }) => void;
+
 const ACTIVITY = new Set<string>(ACTIVITY_TYPES);
 const DAY_MS = 86_400_000;
 /** After a derivation fails, the next is tried this much later (or sooner, when a read asks for it). */
@@ -130,6 +136,7 @@ export class GroupCommitWriter {
   private holds = 0;
   onCommit: CommitListener | null = null;
   onDerive: DeriveListener | null = null;
+  onCompact: CompactListener | null = null;
   /** Called whenever `lastError` is set. */
   onFailure: ((err: unknown) => void) | null = null;
   /**
@@ -287,19 +294,23 @@ export class GroupCommitWriter {
 
   /**
    * Compacts the derived tables beside the commits; settles when what was committed before the call
-   * is compacted. A failure leaves them correct, only larger, and is reported through onCommit.
+   * is compacted. A failure leaves them correct, only larger, and is reported through onCompact.
    */
   async compact(all = false): Promise<void> {
     // A failed derivation leaves its commits to the next compaction.
     await this.caughtUp().catch(() => undefined);
     while (this.compacting) await this.compacting;
     if (this.closed) return;
-    const run = this.compactor.compact(all).catch((err: unknown) => {
-      // Stopped by close(): nothing failed.
-      if (this.closed) return;
-      if (invalidates(err)) this.failed(err);
-      this.onCommit?.({ rows: 0, stored: 0, ms: 0, error: err });
-    });
+    const started = performance.now();
+    const run = this.compactor.compact(all).then(
+      (full) => this.onCompact?.({ ms: performance.now() - started, full }),
+      (err: unknown) => {
+        // Stopped by close(): nothing failed.
+        if (this.closed) return;
+        if (invalidates(err)) this.failed(err);
+        this.onCompact?.({ ms: performance.now() - started, error: err });
+      },
+    );
     this.compacting = run.finally(() => {
       this.compacting = null;
     });
