@@ -6,8 +6,10 @@ export class Metrics {
   private counter(name: string, help: string): Counter {
     return new Counter({ name, help, registers: [this.registry] });
   }
-  private histogram(name: string, help: string, buckets: number[]): Histogram {
-    return new Histogram({ name, help, buckets, registers: [this.registry] });
+  private histogram(name: string, help: string, buckets: number[]): Histogram;
+  private histogram<L extends string>(name: string, help: string, buckets: number[], label: L): Histogram<L>;
+  private histogram(name: string, help: string, buckets: number[], label?: string): Histogram<string> {
+    return new Histogram({ name, help, buckets, labelNames: label ? [label] : [], registers: [this.registry] });
   }
   readonly messages = new Counter({
     name: "solstice_messages_total",
@@ -34,13 +36,12 @@ export class Metrics {
     "Messages per group commit.",
     [1, 10, 100, 1000, 5000, 10000, 20000],
   );
-  readonly reportSeconds = new Histogram({
-    name: "solstice_report_duration_seconds",
-    help: "Time to compute a report, by report.",
-    labelNames: ["report"] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  readonly reportSeconds = this.histogram(
+    "solstice_report_duration_seconds",
+    "Time to compute a report, by report.",
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    "report",
+  );
   readonly derived = this.counter(
     "solstice_messages_derived_total",
     "Stored messages taken into the identity and activity tables that profiles and reports read.",
@@ -58,13 +59,12 @@ export class Metrics {
     "solstice_compaction_failures_total",
     "Compactions of the derived tables that failed; the tables stay correct, only larger, until the next.",
   );
-  readonly compactionSeconds = new Histogram({
-    name: "solstice_compaction_duration_seconds",
-    help: "Time to compact the derived tables: rewrite = full for whole tables, recent for the days that gained rows.",
-    labelNames: ["rewrite"] as const,
-    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-    registers: [this.registry],
-  });
+  readonly compactionSeconds = this.histogram(
+    "solstice_compaction_duration_seconds",
+    "Time to compact the derived tables: rewrite = full for whole tables, recent for the days that gained rows.",
+    [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    "rewrite",
+  );
   readonly queueDepth: Gauge;
   readonly underived: Gauge;
 
