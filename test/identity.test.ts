@@ -288,31 +288,26 @@ describe("companies", () => {
     // 01-04), e4 and e5 (03-30): Edge Event 3, Late Event 2. Not counted: o1 (Wednesday 12-31) and o2
     // (Monday 12-29, context.groupId edge), the same week but before 01-01, so Old Event is not
     // listed at all; the page p1 is not a track call.
+    // u8's track call of `event` at `timestamp`, with context.groupId edge when `own`.
+    const track = (messageId: string, event: string, timestamp: string, own = false) => ({
+      type: "track",
+      userId: "u8",
+      event,
+      timestamp,
+      messageId,
+      ...(own ? { context: { groupId: "edge" } } : {}),
+    });
     await sendBatch(t, [
       { type: "group", userId: "u8", groupId: "edge", timestamp: at("2025-12-01"), messageId: "g1" },
       { type: "identify", userId: "u8", anonymousId: "a8", timestamp: at("2025-12-01"), messageId: "i1" },
-      { type: "track", userId: "u8", event: "Old Event", timestamp: at("2025-12-31", "23:59:59"), messageId: "o1" },
-      {
-        type: "track",
-        userId: "u8",
-        event: "Old Event",
-        context: { groupId: "edge" },
-        timestamp: at("2025-12-29"),
-        messageId: "o2",
-      },
-      { type: "track", userId: "u8", event: "Edge Event", timestamp: at("2026-01-01", "00:00:00"), messageId: "e1" },
+      track("o1", "Old Event", at("2025-12-31", "23:59:59")),
+      track("o2", "Old Event", at("2025-12-29"), true),
+      track("e1", "Edge Event", at("2026-01-01", "00:00:00")),
       { type: "track", anonymousId: "a8", event: "Edge Event", timestamp: at("2026-01-02"), messageId: "e2" },
       { type: "page", userId: "u8", name: "Home", timestamp: at("2026-01-02"), messageId: "p1" },
-      {
-        type: "track",
-        userId: "u8",
-        event: "Edge Event",
-        context: { groupId: "edge" },
-        timestamp: at("2026-01-04"),
-        messageId: "e3",
-      },
-      { type: "track", userId: "u8", event: "Late Event", timestamp: at("2026-03-30"), messageId: "e4" },
-      { type: "track", userId: "u8", event: "Late Event", timestamp: at("2026-03-30", "11:00:00"), messageId: "e5" },
+      track("e3", "Edge Event", at("2026-01-04"), true),
+      track("e4", "Late Event", at("2026-03-30")),
+      track("e5", "Late Event", at("2026-03-30", "11:00:00")),
     ]);
     expect((await company(t, "edge")).topEvents).toEqual([
       { event: "Edge Event", count: 3 },

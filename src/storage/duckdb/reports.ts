@@ -365,7 +365,7 @@ export class DuckDBReports implements ReportEngine {
       -- The messages of the entities left for the ASOF joins, with the entities numbered as integers:
       -- the ASOF joins sort each side by entity and time, and with integers instead of text ids the
       -- benchmark's user funnel took a quarter less. Numbering only these entities' messages (500,000
-      -- of 3.9 million on the benchmark data) rather than all took a tenth off the whole funnel.
+      -- of 3.9 million on the benchmark data) rather than all took a sixth off the whole funnel.
       rest AS (
         SELECT n.id AS entity, e.ts, e.step, e.ord FROM ev e
         JOIN (SELECT entity, row_number() OVER () AS id FROM (${firstPass ? "SELECT entity FROM firsts WHERE NOT done" : "SELECT DISTINCT entity FROM ev"})) n USING (entity)
