@@ -283,6 +283,7 @@ describe("health, readiness and metrics", () => {
     // The report waited for the derivation of every stored message.
     expect(sample(reported, "solstice_messages_derived_total")).toBe(5);
     expect(sample(reported, "solstice_underived_messages")).toBe(0);
+    expect(sample(reported, "solstice_quarantined_messages")).toBe(0);
     expect(sample(reported, "solstice_derivation_duration_seconds_count")).toBeGreaterThan(0);
     expect(sample(reported, "solstice_derivation_failures_total")).toBe(0);
     expect(sample(reported, "solstice_report_duration_seconds_count", { report: "active" })).toBe(1);

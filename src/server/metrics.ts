@@ -67,22 +67,34 @@ export class Metrics {
   );
   readonly queueDepth: Gauge;
   readonly underived: Gauge;
+  readonly quarantined: Gauge;
 
-  constructor(queueDepth: () => number, underived: () => number) {
-    this.queueDepth = new Gauge({
-      name: "solstice_writer_queue_depth",
-      help: "Messages accepted and waiting for the writer.",
+  constructor(queueDepth: () => number, underived: () => number, quarantined: () => number) {
+    this.queueDepth = this.gauge(
+      "solstice_writer_queue_depth",
+      "Messages accepted and waiting for the writer.",
+      queueDepth,
+    );
+    this.underived = this.gauge(
+      "solstice_underived_messages",
+      "Messages stored and not yet in the identity and activity tables; a read of those waits for them.",
+      underived,
+    );
+    this.quarantined = this.gauge(
+      "solstice_quarantined_messages",
+      "Messages stored that the derivation could not take on: left out of the reports, tried again at each start.",
+      quarantined,
+    );
+  }
+
+  /** A gauge that reads its value from `read` at each scrape. */
+  private gauge(name: string, help: string, read: () => number): Gauge {
+    return new Gauge({
+      name,
+      help,
       registers: [this.registry],
       collect() {
-        this.set(queueDepth());
-      },
-    });
-    this.underived = new Gauge({
-      name: "solstice_underived_messages",
-      help: "Messages stored and not yet in the identity and activity tables; a read of those waits for them.",
-      registers: [this.registry],
-      collect() {
-        this.set(underived());
+        this.set(read());
       },
     });
   }

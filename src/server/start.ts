@@ -43,10 +43,24 @@ export async function startServer(
       if (info.error !== undefined) logger.error({ err: info.error }, "compacting the derived tables failed");
       else logger.info({ full: info.full, ms: Math.round(info.ms) }, "compacted the derived tables");
     },
+    onQuarantine: (info) => {
+      if ("message" in info) {
+        const { workspaceId, messageId, error } = info.message;
+        logger.error(
+          { workspaceId, messageId, error },
+          "a message could not be derived and is left out of the reports",
+        );
+      } else if (info.remaining > 0) {
+        logger.warn(info, "quarantined messages derived at start-up, and left in quarantine");
+      } else {
+        logger.info(info, "quarantined messages derived at start-up");
+      }
+    },
   });
   metrics = new Metrics(
     () => storage.queueDepth,
     () => storage.underivedMessages,
+    () => storage.quarantinedMessages,
   );
   await storage.open();
   const { workspace, created } = await ensureDefaultWorkspace(storage, {

@@ -5,7 +5,10 @@ import type { StorageEngine } from "./types.js";
 /** The storage engine for a configuration: DuckDB embedded in this process. */
 export function createStorage(
   config: Config,
-  hooks: Pick<DuckDBEngineOptions, "onCommit" | "onDerive" | "onCompact" | "onProgress" | "onReopen"> = {},
+  hooks: Pick<
+    DuckDBEngineOptions,
+    "onCommit" | "onDerive" | "onCompact" | "onQuarantine" | "onProgress" | "onReopen"
+  > = {},
 ): StorageEngine {
   return new DuckDBEngine({
     dataDir: config.dataDir,

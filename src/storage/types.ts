@@ -247,6 +247,11 @@ export interface StorageEngine {
   readonly queueDepth: number;
   /** Messages committed and not yet in the derived tables (identities, activity) that profiles and reports read. */
   readonly underivedMessages: number;
+  /**
+   * Stored messages that the derivation could not take on, even alone: left out of the derived tables
+   * so that the rest stay readable, and tried again at each start.
+   */
+  readonly quarantinedMessages: number;
   /** Flushes what is queued, then closes. No call is accepted afterwards. */
   close(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import type { DeletionRequest, DeletionState } from "../types.js";
-import { ACTIVITY_TABLES, linksFrom, traitsFrom } from "./commit-sql.js";
+import { ACTIVITY_TABLES, linksFrom, NOT_QUARANTINED, traitsFrom } from "./commit-sql.js";
 import { USER_ANONYMOUS_IDS_SQL } from "./entities.js";
 
 /** Runs `fn` in one transaction on `connection`, rolling back if it throws; rethrows the first error. */
@@ -61,13 +61,18 @@ export async function readDeletionRequests(
 
 /**
  * Erases a user within the current transaction: their messages and those sent under the anonymousIds
- * linked to them, and every derived row about them. Returns the number of messages erased.
+ * linked to them, and every derived row about them. Returns the number of messages erased, and of
+ * those the number that were quarantined.
  *
  * Compaction keeps only the winner of each key, so a row the user's messages displaced may be gone:
  * the traits of the companies they described and the links of their anonymousIds are worked out
  * again from the messages that remain, as if the user had never sent anything.
  */
-export async function eraseUser(connection: DuckDBConnection, workspaceId: string, userId: string): Promise<number> {
+export async function eraseUser(
+  connection: DuckDBConnection,
+  workspaceId: string,
+  userId: string,
+): Promise<{ messages: number; quarantined: number }> {
   const params = { ws: workspaceId, userId };
   await connection.run(`CREATE OR REPLACE TEMP TABLE erased_anonymous AS ${USER_ANONYMOUS_IDS_SQL}`, params);
   const anon = "(SELECT anonymous_id FROM erased_anonymous)";
@@ -83,6 +88,13 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
     params,
   );
   const [messages, events] = (counted.getRows()[0] ?? [0, 0]).map(Number) as [number, number];
+  const quarantined = (
+    await connection.runAndReadAll(
+      `DELETE FROM quarantined_messages
+       WHERE workspace_id = $ws AND message_id IN (SELECT message_id FROM messages WHERE ${own}) RETURNING message_id`,
+      params,
+    )
+  ).currentRowCount;
   await connection.run(`DELETE FROM messages WHERE ${own}`, params);
   await connection.run(`DELETE FROM track_events WHERE ${own}`, params);
   const actor = `((actor_kind = 'user' AND actor_id = $userId) OR (actor_kind = 'anon' AND actor_id IN ${anon}))`;
@@ -106,13 +118,16 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
     ws,
   );
   await connection.run(
-    traitsFrom(`(SELECT * FROM messages WHERE workspace_id = $ws AND type = 'group' AND group_id IN ${groups})`),
+    traitsFrom(
+      `(SELECT * FROM messages m WHERE m.workspace_id = $ws AND m.type = 'group' AND m.group_id IN ${groups} AND ${NOT_QUARANTINED})`,
+    ),
     ws,
   );
   // Other users' links to the erased anonymousIds, which the user's earlier links had displaced.
   await connection.run(
     linksFrom(
-      `(SELECT * FROM messages WHERE workspace_id = $ws AND (anonymous_id IN ${anon} OR (type = 'alias' AND previous_id IN ${anon})))`,
+      `(SELECT * FROM messages m WHERE m.workspace_id = $ws AND ${NOT_QUARANTINED}
+        AND (m.anonymous_id IN ${anon} OR (m.type = 'alias' AND m.previous_id IN ${anon})))`,
     ),
     ws,
   );
@@ -124,7 +139,7 @@ export async function eraseUser(connection: DuckDBConnection, workspaceId: strin
   });
   await connection.run("DROP TABLE erased_anonymous");
   await connection.run("DROP TABLE erased_groups");
-  return messages;
+  return { messages, quarantined };
 }
 
 /**

@@ -265,16 +265,37 @@ const DERIVED_FROM = new Set([
   "traits",
 ]);
 
+/** The columns of `commit_rows`, in order: those of `messages`, then the hash words. */
+const COMMIT_ROW_COLUMNS = `${MESSAGE_COLUMNS}, h0, h1, h2, h3`;
+
 /**
- * Fills `commit_rows` (without hash words) with the stored messages of commits after `from` up to
- * `to`: the columns the derivations read.
+ * A stored message (the row m of `messages`) is not quarantined: the derivation took it on, or will.
+ * See quarantined_messages (migration 13).
  */
-export function loadCommitted(from: number, to: number): string {
-  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to)) throw new RangeError("bad commit numbers");
+export const NOT_QUARANTINED = `NOT EXISTS (
+  SELECT 1 FROM quarantined_messages q WHERE q.workspace_id = m.workspace_id AND q.message_id = m.message_id)`;
+
+/**
+ * Stored messages matching `where` (a condition on messages m) as rows of `commit_rows`: the columns
+ * the derivations read (the others and the hash words NULL), then their commit number, seq.
+ */
+export function storedRows(where: string): string {
   const columns = MESSAGE_COLUMNS.split(",").map((column) => column.trim());
-  const read = columns.map((column) => (DERIVED_FROM.has(column) ? column : "NULL"));
-  return `INSERT INTO commit_rows SELECT ${read.join(", ")}, NULL, NULL, NULL, NULL FROM messages WHERE seq > ${from} AND seq <= ${to}`;
+  const read = columns.map((column) => `${DERIVED_FROM.has(column) ? `m.${column}` : "NULL"} AS ${column}`);
+  return `SELECT ${read.join(", ")}, NULL AS h0, NULL AS h1, NULL AS h2, NULL AS h3, m.seq FROM messages m WHERE ${where}`;
 }
+
+/** The messages of commits after `from` up to `to`, quarantined ones left out, as storedRows() shapes them. */
+export function committedRows(from: number, to: number): string {
+  if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to)) throw new RangeError("bad commit numbers");
+  return storedRows(`m.seq > ${from} AND m.seq <= ${to} AND ${NOT_QUARANTINED}`);
+}
+
+/** Fills `commit_rows` from `rows`, a query shaped as storedRows() shapes them. */
+export const loadRows = (rows: string) => `INSERT INTO commit_rows SELECT ${COMMIT_ROW_COLUMNS} FROM (${rows})`;
+
+/** Fills `commit_rows` with the stored messages of commits after `from` up to `to` that are not quarantined. */
+export const loadCommitted = (from: number, to: number) => loadRows(committedRows(from, to));
 
 /** Every statement that derives the identity and activity tables from `commit_rows`. */
 export const DERIVATION_STATEMENTS = {

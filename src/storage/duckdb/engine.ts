@@ -44,6 +44,7 @@ import {
   type DeriveListener,
   GroupCommitWriter,
   invalidates,
+  type QuarantineListener,
   type WriterOptions,
 } from "./writer.js";
 
@@ -62,6 +63,8 @@ export interface DuckDBEngineOptions extends WriterOptions {
   onDerive?: DeriveListener;
   /** Hears of each compaction of the derived tables. */
   onCompact?: CompactListener;
+  /** Hears of each message quarantined, and of the quarantine's retry at start-up. */
+  onQuarantine?: QuarantineListener;
   /** Progress of start-up work that can take a while (schema migrations, the de-duplication index). */
   onProgress?: (message: string) => void;
   /** Called after the engine closed and opened again a database that a failure had invalidated. */
@@ -161,6 +164,7 @@ export class DuckDBEngine implements StorageEngine {
       if (this.options.onCommit) writer.onCommit = this.options.onCommit;
       if (this.options.onDerive) writer.onDerive = this.options.onDerive;
       if (this.options.onCompact) writer.onCompact = this.options.onCompact;
+      if (this.options.onQuarantine) writer.onQuarantine = this.options.onQuarantine;
       writer.onFailure = () => this.watch();
       await writer.open();
       this.writer = writer;
@@ -268,6 +272,10 @@ export class DuckDBEngine implements StorageEngine {
 
   get underivedMessages(): number {
     return this.writer?.underivedCount ?? 0;
+  }
+
+  get quarantinedMessages(): number {
+    return this.writer?.quarantinedCount ?? 0;
   }
 
   write(rows: readonly StoredMessage[]): Promise<WriteOutcome[]> {
@@ -456,16 +464,19 @@ export class DuckDBEngine implements StorageEngine {
     if (!request) throw new StorageError("run deletion", new Error(`no deletion request ${requestId}`));
     if (request.state === "finished") return request;
     await mark("started", ", started_at = now()");
+    let quarantined = 0;
     await this.withoutCompaction("erase user", (connection) =>
       transaction(connection, async () => {
         const erased = await eraseUser(connection, workspaceId, request.userId);
+        quarantined = erased.quarantined;
         await connection.run(
           `UPDATE deletion_requests SET state = 'finished', finished_at = now(), messages_deleted = $3
            WHERE workspace_id = $1 AND id = $2`,
-          [workspaceId, requestId, erased],
+          [workspaceId, requestId, erased.messages],
         );
       }),
     );
+    this.writer?.forgetQuarantined(quarantined);
     const [done] = await readDeletionRequests(this.connection(), workspaceId, { id: requestId });
     return done as DeletionRequest;
   }

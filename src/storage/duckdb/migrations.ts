@@ -329,6 +329,22 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       ORDER BY workspace_id, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id, event, week;
     `,
   },
+  {
+    version: 13,
+    description: "messages left out of the derived tables",
+    sql: `
+      -- A stored message that the derivation cannot take on, even alone: it stays in messages and
+      -- counts in the workspace's stats, but no derived table holds it, so that the others' reports
+      -- go on. The error says why. At start-up each is tried again, in case a new version takes it.
+      CREATE TABLE quarantined_messages (
+        workspace_id VARCHAR NOT NULL,
+        message_id VARCHAR NOT NULL,
+        seq BIGINT NOT NULL,
+        error VARCHAR NOT NULL,
+        quarantined_at TIMESTAMPTZ NOT NULL
+      );
+    `,
+  },
 ];
 
 /**

@@ -7,11 +7,14 @@ import {
   ADD_COUNTS,
   type CommitShape,
   CREATE_COMMIT_TABLES,
+  committedRows,
   DERIVATION_STATEMENTS,
   derivationSteps,
   EVERY_SHAPE,
   LOAD_COMMIT_ROWS,
   loadCommitted,
+  loadRows,
+  storedRows,
   storeSteps,
 } from "./commit-sql.js";
 import { Compactor } from "./compactor.js";
@@ -51,6 +54,21 @@ export type CommitListener = (info: { rows: number; stored: number; ms: number; 
 
 /** Observes each derivation of the identity and activity tables: the messages it took on, its time. */
 export type DeriveListener = (info: { messages: number; ms: number; error?: unknown }) => void;
+
+/** A stored message that the derivation could not take on, even alone; see quarantined_messages. */
+export interface QuarantinedMessage {
+  workspaceId: string;
+  messageId: string;
+  error: string;
+}
+
+/**
+ * Observes the quarantine: a message put in it, or, at start-up, how many quarantined messages the
+ * derivation took on after all (`released`) and how many stay.
+ */
+export type QuarantineListener = (
+  info: { message: QuarantinedMessage } | { released: number; remaining: number },
+) => void;
 
 /**
  * Observes each compaction of the derived tables: its time, and whether it rewrote the activity
@@ -137,6 +155,7 @@ export class GroupCommitWriter {
   onCommit: CommitListener | null = null;
   onDerive: DeriveListener | null = null;
   onCompact: CompactListener | null = null;
+  onQuarantine: QuarantineListener | null = null;
   /** Called whenever `lastError` is set. */
   onFailure: ((err: unknown) => void) | null = null;
   /**
@@ -155,6 +174,8 @@ export class GroupCommitWriter {
   private pendingMessages = 0;
   private deriving: Promise<void> | null = null;
   private deriveError: unknown = null;
+  /** Messages in quarantined_messages. */
+  private quarantined = 0;
   private deriveRetry: NodeJS.Timeout | null = null;
   private deriveTimer: NodeJS.Timeout | null = null;
   /** caughtUp() calls waiting for the derivation of commit `seq`. */
@@ -197,6 +218,7 @@ export class GroupCommitWriter {
     this.derived = Number(row?.[0] ?? 0);
     // The newest commits' messages may all have been erased since.
     this.lastSeq = Math.max(this.derived, Number(row?.[1] ?? 0));
+    await this.releaseQuarantined();
     if (this.lastSeq > this.derived) {
       const commits = await this.connection.runAndReadAll(
         "SELECT seq, count(*) FROM messages WHERE seq > $derived GROUP BY seq ORDER BY seq",
@@ -206,15 +228,59 @@ export class GroupCommitWriter {
         this.pending.push({ seq: Number(seq), shape: { ...EVERY_SHAPE }, messages: Number(messages) });
         this.pendingMessages += Number(messages);
       }
+      // A message that fails alone is quarantined and the derivation goes on without it; another
+      // failure keeps the writer from opening.
+      while (this.derived < this.lastSeq) await this.derive();
+    }
+  }
+
+  /** Messages that the derivation could not take on, left out of the derived tables. */
+  get quarantinedCount(): number {
+    return this.quarantined;
+  }
+
+  /** Takes note that `count` quarantined messages were erased. */
+  forgetQuarantined(count: number): void {
+    this.quarantined -= count;
+  }
+
+  /**
+   * At start-up, tries each quarantined message again, alone, in case this version derives it: one
+   * that derives leaves the quarantine in the same transaction. A message of a commit not yet derived
+   * leaves it anyway, to be tried with its commit (and quarantined again if it still fails).
+   */
+  private async releaseQuarantined(): Promise<void> {
+    const connection = this.derivation;
+    const found = (
+      await connection.runAndReadAll(
+        "SELECT workspace_id, message_id, seq FROM quarantined_messages ORDER BY seq, workspace_id, message_id",
+      )
+    ).getRows();
+    const release = "DELETE FROM quarantined_messages WHERE workspace_id = $ws AND message_id = $id";
+    let released = 0;
+    for (const [ws, id, seq] of found) {
+      const params = { ws: String(ws), id: String(id) };
+      if (Number(seq) > this.derived) {
+        await connection.run(release, params);
+        released++;
+        continue;
+      }
       try {
-        while (this.derived < this.lastSeq) await this.derive();
+        await connection.run("BEGIN TRANSACTION");
+        // The commit number finds its row groups: the messages table is in commit order.
+        const where = `m.seq = ${Number(seq)} AND m.workspace_id = $ws AND m.message_id = $id`;
+        await connection.run(loadRows(storedRows(where)), params);
+        await connection.run(derivationSteps(EVERY_SHAPE).join(";\n"));
+        await connection.run(release, params);
+        await connection.run("COMMIT");
+        released++;
       } catch (err) {
-        // The writer is not opened: nothing may retry on its connections.
-        if (this.deriveRetry !== null) clearTimeout(this.deriveRetry);
-        this.deriveRetry = null;
-        throw err;
+        if (invalidates(err)) throw err;
+        await this.abandonDerivation();
       }
     }
+    this.quarantined = found.length - released;
+    if (found.length > 0) this.onQuarantine?.({ released, remaining: this.quarantined });
   }
 
   private async run(sql: string, params: Record<string, string>): Promise<void> {
@@ -498,7 +564,14 @@ export class GroupCommitWriter {
     if (this.deriveTimer !== null) clearTimeout(this.deriveTimer);
     this.deriveTimer = null;
     this.deriving = this.derive()
-      .catch(() => undefined)
+      .catch(() => {
+        if (this.closed || this.deriveRetry !== null) return;
+        this.deriveRetry = setTimeout(() => {
+          this.deriveRetry = null;
+          this.startDerivation();
+        }, DERIVE_RETRY_MS);
+        this.deriveRetry.unref();
+      })
       .finally(() => {
         this.deriving = null;
         // Commits made meanwhile; after a failure, the retry or the next caughtUp() goes on.
@@ -538,27 +611,22 @@ export class GroupCommitWriter {
       const steps = [...derivationSteps(shape), `UPDATE derived_through SET seq = ${to}`, "COMMIT"];
       await connection.run(steps.join(";\n"));
     } catch (err) {
-      this.deriveError = err;
       this.onDerive?.({ messages: count, ms: performance.now() - started, error: err });
+      await this.abandonDerivation();
       if (invalidates(err)) this.failed(err);
-      try {
-        await connection.run("ROLLBACK");
-      } catch {
-        // The failed statement may already have ended the transaction.
+      else if (!this.closed) {
+        // The trials see whether the failure repeats before they blame a message.
+        const message = await this.quarantineFirstFailing(from, to).catch(() => null);
+        if (message !== null) {
+          // The same commits are derived again, without it, by the caller.
+          this.deriveError = null;
+          this.quarantined++;
+          this.onQuarantine?.({ message });
+          return;
+        }
       }
-      try {
-        await connection.run(DERIVATION_STATEMENTS.clear.join(";\n"));
-      } catch {
-        // The next derivation fails too, and tries again.
-      }
+      this.deriveError = err;
       for (const waiter of this.waiters.splice(0)) waiter.reject(err);
-      if (!this.closed && this.deriveRetry === null) {
-        this.deriveRetry = setTimeout(() => {
-          this.deriveRetry = null;
-          this.startDerivation();
-        }, DERIVE_RETRY_MS);
-        this.deriveRetry.unref();
-      }
       throw err;
     }
     this.derived = to;
@@ -578,5 +646,79 @@ export class GroupCommitWriter {
     this.compactor.committed(messages);
     if (this.compactor.due) this.startCompaction();
     else if (!this.draining) this.compactWhenIdle();
+  }
+
+  /** Ends the derivation connection's transaction, if one is open, and empties its session tables. */
+  private async abandonDerivation(): Promise<void> {
+    const connection = this.derivation;
+    try {
+      await connection.run("ROLLBACK");
+    } catch {
+      // The failed statement may already have ended the transaction.
+    }
+    try {
+      await connection.run(DERIVATION_STATEMENTS.clear.join(";\n"));
+    } catch {
+      // The next derivation fails too, and tries again.
+    }
+  }
+
+  /**
+   * Looks, among the messages of commits after `from` up to `to`, for the first one whose derivation
+   * fails, and quarantines it if it fails alone too. Trials derive a prefix of the messages (in commit
+   * order) and roll back: a bisection finds the shortest prefix that fails, in about log2(messages)
+   * trials. Resolves to null when the messages derive now (the failure has passed), or when the
+   * message found derives alone (the failure takes several messages, none of them to blame).
+   */
+  private async quarantineFirstFailing(from: number, to: number): Promise<QuarantinedMessage | null> {
+    const connection = this.derivation;
+    await connection.run(
+      `CREATE OR REPLACE TEMP TABLE derivation_trial AS
+       SELECT row_number() OVER (ORDER BY seq, workspace_id, message_id) - 1 AS trial_index, *
+       FROM (${committedRows(from, to)})`,
+    );
+    try {
+      const [row] = (await connection.runAndReadAll("SELECT count(*) FROM derivation_trial")).getRows();
+      const messages = Number(row?.[0] ?? 0);
+      const steps = derivationSteps(EVERY_SHAPE).join(";\n");
+      /** The error of deriving messages [first, end) of the trial, or null; nothing stays. */
+      const failure = async (first: number, end: number): Promise<unknown> => {
+        try {
+          await connection.run("BEGIN TRANSACTION");
+          await connection.run(
+            loadRows(`SELECT * FROM derivation_trial WHERE trial_index >= ${first} AND trial_index < ${end}`),
+          );
+          await connection.run(steps);
+          return null;
+        } catch (err) {
+          return err;
+        } finally {
+          await this.abandonDerivation();
+        }
+      };
+      if (messages === 0 || (await failure(0, messages)) === null) return null;
+      // Invariant: the first `derives` messages derive, the first `fails` do not.
+      let derives = 0;
+      let fails = messages;
+      while (fails - derives > 1) {
+        const middle = Math.floor((derives + fails) / 2);
+        if ((await failure(0, middle)) === null) derives = middle;
+        else fails = middle;
+      }
+      const error = await failure(fails - 1, fails);
+      if (error === null) return null;
+      const text = error instanceof Error ? error.message : String(error);
+      const [quarantined] = (
+        await connection.runAndReadAll(
+          `INSERT INTO quarantined_messages
+           SELECT workspace_id, message_id, seq, $error, now() FROM derivation_trial WHERE trial_index = ${fails - 1}
+           RETURNING workspace_id, message_id`,
+          { error: text },
+        )
+      ).getRows();
+      return { workspaceId: String(quarantined?.[0]), messageId: String(quarantined?.[1]), error: text };
+    } finally {
+      await connection.run("DROP TABLE IF EXISTS derivation_trial");
+    }
   }
 }

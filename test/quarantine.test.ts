@@ -1,0 +1,187 @@
+import path from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { describe, expect, it } from "vitest";
+import { DATABASE_FILE } from "../src/storage/duckdb/engine.js";
+import type { QuarantineListener } from "../src/storage/duckdb/writer.js";
+import type { StoredMessage } from "../src/storage/types.js";
+import { enginesClosedAfterEach, storedMessage } from "./helpers/engine.js";
+
+/**
+ * A message that the derivation cannot take on is left out of the derived tables, so that every
+ * other message's profiles and reports stay readable, and is tried again at each start.
+ *
+ * No such message is known (validation keeps out what the derivation could not read), so a real
+ * DuckDB failure stands in for one: a CHECK constraint on the traits table that refuses the trait
+ * key "poison". Taking the constraint away afterwards stands in for a version that derives it.
+ */
+const WS = "ws";
+const NOW = Date.parse("2026-03-31T12:00:00Z");
+const at = (day: number) => Date.parse(`2026-03-${String(day).padStart(2, "0")}T10:00:00Z`);
+const engines = enginesClosedAfterEach("solstice-quarantine");
+
+function message(
+  fields: Partial<StoredMessage> & Pick<StoredMessage, "messageId" | "type" | "timestamp">,
+): StoredMessage {
+  return storedMessage({ workspaceId: WS, receivedAt: NOW, ...fields });
+}
+
+/**
+ * Three commits. u2's identify (q2) sets the refused key; everything else derives. Worked out: u1 has
+ * plan "pro" (q1) and one event; u2 has no traits (q2 is left out whole, its plan "free" too) and
+ * one event (q3), and is acme's member (q4), acme named "Acme"; u3 has plan "team" and one event.
+ */
+const COMMITS: StoredMessage[][] = [
+  [
+    message({ messageId: "q1", type: "identify", userId: "u1", timestamp: at(1), traits: { plan: "pro" } }),
+    message({ messageId: "t1", type: "track", userId: "u1", event: "Opened", timestamp: at(2) }),
+  ],
+  [
+    message({ messageId: "q2", type: "identify", userId: "u2", timestamp: at(3), traits: { plan: "free", poison: 1 } }),
+    message({ messageId: "q3", type: "track", userId: "u2", event: "Opened", timestamp: at(4) }),
+    message({
+      messageId: "q4",
+      type: "group",
+      userId: "u2",
+      groupId: "acme",
+      timestamp: at(5),
+      traits: { name: "Acme" },
+    }),
+  ],
+  [
+    message({ messageId: "q5", type: "identify", userId: "u3", timestamp: at(6), traits: { plan: "team" } }),
+    message({ messageId: "t3", type: "track", userId: "u3", event: "Opened", timestamp: at(7) }),
+  ],
+];
+
+/** Rewrites the traits table of the closed database in `dataDir`, with or without the CHECK constraint. */
+async function refusePoison(dataDir: string, refuse: boolean): Promise<void> {
+  const instance = await DuckDBInstance.create(path.join(dataDir, DATABASE_FILE));
+  const connection = await instance.connect();
+  try {
+    const [row] = (
+      await connection.runAndReadAll("SELECT sql FROM duckdb_tables() WHERE table_name = 'traits'")
+    ).getRows();
+    const ddl = String(row?.[0]);
+    const refusal = /,\s*CHECK\s*\(\("key" != 'poison'\)\)/;
+    const created = refuse ? ddl.replace(/\);\s*$/, ", CHECK (key <> 'poison'));") : ddl.replace(refusal, "");
+    // The table changes: the constraint is added, or found and taken away.
+    expect(refusal.test(ddl)).toBe(!refuse);
+    await connection.run("ALTER TABLE traits RENAME TO traits_before");
+    await connection.run(created);
+    await connection.run("INSERT INTO traits SELECT * FROM traits_before");
+    await connection.run("DROP TABLE traits_before");
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
+}
+
+/**
+ * An engine on a database whose traits table refuses the key "poison", with COMMITS written, and
+ * what its quarantine listener heard; `options` open it again. With `deriveDelayMs`, the commits
+ * wait for a read to derive them, all three at once.
+ */
+async function poisonedEngine(deriveDelayMs?: number) {
+  const first = await engines.open();
+  await engines.close(first.engine);
+  const { dataDir } = first;
+  await refusePoison(dataDir, true);
+  const heard: Parameters<QuarantineListener>[0][] = [];
+  const onQuarantine: QuarantineListener = (info) => heard.push(info);
+  const options = { dataDir, onQuarantine, ...(deriveDelayMs === undefined ? {} : { deriveDelayMs }) };
+  const { engine } = await engines.open(options);
+  for (const commit of COMMITS) await engine.write(commit);
+  return { engine, dataDir, heard, options };
+}
+
+async function traitsOf(engine: Awaited<ReturnType<typeof engines.open>>["engine"], userId: string) {
+  return (await engine.user(WS, userId))?.traits;
+}
+
+describe("quarantine of a message the derivation cannot take on", () => {
+  it("leaves the message out, derives the rest, and derives it at a start where it derives", async () => {
+    // The three commits wait for one derivation, which fails.
+    const { engine, dataDir, heard, options } = await poisonedEngine(600_000);
+
+    expect(await traitsOf(engine, "u1")).toEqual({ plan: "pro" });
+    expect(heard).toHaveLength(1);
+    expect(heard[0]).toMatchObject({ message: { workspaceId: WS, messageId: "q2" } });
+    expect(JSON.stringify(heard[0])).toContain("CHECK constraint");
+    expect(engine.quarantinedMessages).toBe(1);
+    const u2 = await engine.user(WS, "u2");
+    expect(u2?.traits).toEqual({});
+    expect(u2?.events).toBe(1);
+    expect(await traitsOf(engine, "u3")).toEqual({ plan: "team" });
+    const acme = await engine.company(WS, "acme", NOW);
+    expect(acme?.name).toBe("Acme");
+    expect(acme?.members.map((m) => m.userId)).toEqual(["u2"]);
+    // Stored all the same: the message is kept, only the derived tables lack it.
+    expect((await engine.readEvents({ workspaceId: WS, messageId: "q2", limit: 10 })).map((e) => e.messageId)).toEqual([
+      "q2",
+    ]);
+    expect(await engine.stats(WS)).toMatchObject({ messages: 7 });
+
+    // A start with the same failure: tried again, still quarantined.
+    await engines.close(engine);
+    heard.length = 0;
+    const again = (await engines.open(options)).engine;
+    expect(heard).toEqual([{ released: 0, remaining: 1 }]);
+    expect(again.quarantinedMessages).toBe(1);
+    expect(await traitsOf(again, "u2")).toEqual({});
+
+    // A start where it derives: taken on, and out of the quarantine.
+    await engines.close(again);
+    await refusePoison(dataDir, false);
+    heard.length = 0;
+    const fixed = (await engines.open(options)).engine;
+    expect(heard).toEqual([{ released: 1, remaining: 0 }]);
+    expect(fixed.quarantinedMessages).toBe(0);
+    expect(await traitsOf(fixed, "u2")).toEqual({ plan: "free", poison: 1 });
+    expect((await fixed.user(WS, "u2"))?.events).toBe(1);
+    await engines.close(fixed);
+    heard.length = 0;
+    const later = (await engines.open(options)).engine;
+    expect(heard).toEqual([]);
+    expect(await traitsOf(later, "u2")).toEqual({ plan: "free", poison: 1 });
+  });
+
+  it("quarantines at start-up what a derivation left underived, and opens", async () => {
+    const { engine, heard, options } = await poisonedEngine(600_000);
+    // Closing derives what is left once; it fails, and the commits stay underived.
+    await engines.close(engine);
+    expect(heard).toEqual([]);
+
+    const reopened = (await engines.open(options)).engine;
+    expect(heard).toMatchObject([{ message: { messageId: "q2" } }]);
+    expect(reopened.underivedMessages).toBe(0);
+    expect(await traitsOf(reopened, "u1")).toEqual({ plan: "pro" });
+    expect(await traitsOf(reopened, "u2")).toEqual({});
+    expect(await traitsOf(reopened, "u3")).toEqual({ plan: "team" });
+  });
+
+  it("erases a quarantined message with its user", async () => {
+    const { engine, heard, options } = await poisonedEngine();
+    expect(await traitsOf(engine, "u1")).toEqual({ plan: "pro" });
+    expect(engine.quarantinedMessages).toBe(1);
+
+    await engine.requestDeletion(WS, {
+      id: "d1",
+      userId: "u2",
+      state: "requested",
+      requestedAt: new Date(NOW).toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      messagesDeleted: null,
+    });
+    // u2's identify (quarantined), track and group call.
+    expect((await engine.runDeletion(WS, "d1")).messagesDeleted).toBe(3);
+    expect(engine.quarantinedMessages).toBe(0);
+    await engines.close(engine);
+    heard.length = 0;
+    const reopened = (await engines.open(options)).engine;
+    // Nothing left to try again.
+    expect(heard).toEqual([]);
+    expect(reopened.quarantinedMessages).toBe(0);
+    expect(await reopened.user(WS, "u2")).toBeNull();
+  });
+});
