@@ -616,12 +616,12 @@ export class GroupCommitWriter {
       if (invalidates(err)) this.failed(err);
       else if (!this.closed) {
         // The trials see whether the failure repeats before they blame a message.
-        const message = await this.quarantineFirstFailing(from, to).catch(() => null);
-        if (message !== null) {
-          // The same commits are derived again, without it, by the caller.
+        const messages = await this.quarantineFailing(from, to).catch(() => []);
+        if (messages.length > 0) {
+          // The same commits are derived again, without them, by the caller.
           this.deriveError = null;
-          this.quarantined++;
-          this.onQuarantine?.({ message });
+          this.quarantined += messages.length;
+          for (const message of messages) this.onQuarantine?.({ message });
           return;
         }
       }
@@ -664,13 +664,14 @@ export class GroupCommitWriter {
   }
 
   /**
-   * Looks, among the messages of commits after `from` up to `to`, for the first one whose derivation
-   * fails, and quarantines it if it fails alone too. Trials derive a prefix of the messages (in commit
-   * order) and roll back: a bisection finds the shortest prefix that fails, in about log2(messages)
-   * trials. Resolves to null when the messages derive now (the failure has passed), or when the
-   * message found derives alone (the failure takes several messages, none of them to blame).
+   * Looks, among the messages of commits after `from` up to `to`, for those whose derivation fails
+   * alone, and quarantines them. Trials derive a part of the messages and roll back: all of them
+   * first, then the halves of each part that fails, down to single messages, so k such messages
+   * among n take about 2k·log2(n/k) trials. Resolves to none when the messages derive now (the
+   * failure has passed), or when no part fails but the whole (the failure takes several messages,
+   * none of them to blame).
    */
-  private async quarantineFirstFailing(from: number, to: number): Promise<QuarantinedMessage | null> {
+  private async quarantineFailing(from: number, to: number): Promise<QuarantinedMessage[]> {
     const connection = this.derivation;
     await connection.run(
       `CREATE OR REPLACE TEMP TABLE derivation_trial AS
@@ -679,7 +680,6 @@ export class GroupCommitWriter {
     );
     try {
       const [row] = (await connection.runAndReadAll("SELECT count(*) FROM derivation_trial")).getRows();
-      const messages = Number(row?.[0] ?? 0);
       const steps = derivationSteps(EVERY_SHAPE).join(";\n");
       /** The error of deriving messages [first, end) of the trial, or null; nothing stays. */
       const failure = async (first: number, end: number): Promise<unknown> => {
@@ -696,27 +696,32 @@ export class GroupCommitWriter {
           await this.abandonDerivation();
         }
       };
-      if (messages === 0 || (await failure(0, messages)) === null) return null;
-      // Invariant: the first `derives` messages derive, the first `fails` do not.
-      let derives = 0;
-      let fails = messages;
-      while (fails - derives > 1) {
-        const middle = Math.floor((derives + fails) / 2);
-        if ((await failure(0, middle)) === null) derives = middle;
-        else fails = middle;
+      const failing: { index: number; error: string }[] = [];
+      const search = async (first: number, end: number): Promise<void> => {
+        const error = await failure(first, end);
+        if (error === null) return;
+        if (end - first === 1) {
+          failing.push({ index: first, error: error instanceof Error ? error.message : String(error) });
+          return;
+        }
+        const middle = Math.floor((first + end) / 2);
+        await search(first, middle);
+        await search(middle, end);
+      };
+      await search(0, Number(row?.[0] ?? 0));
+      const quarantined: QuarantinedMessage[] = [];
+      for (const { index, error } of failing) {
+        const [found] = (
+          await connection.runAndReadAll(
+            `INSERT INTO quarantined_messages
+             SELECT workspace_id, message_id, seq, $error, now() FROM derivation_trial WHERE trial_index = ${index}
+             RETURNING workspace_id, message_id`,
+            { error },
+          )
+        ).getRows();
+        quarantined.push({ workspaceId: String(found?.[0]), messageId: String(found?.[1]), error });
       }
-      const error = await failure(fails - 1, fails);
-      if (error === null) return null;
-      const text = error instanceof Error ? error.message : String(error);
-      const [quarantined] = (
-        await connection.runAndReadAll(
-          `INSERT INTO quarantined_messages
-           SELECT workspace_id, message_id, seq, $error, now() FROM derivation_trial WHERE trial_index = ${fails - 1}
-           RETURNING workspace_id, message_id`,
-          { error: text },
-        )
-      ).getRows();
-      return { workspaceId: String(quarantined?.[0]), messageId: String(quarantined?.[1]), error: text };
+      return quarantined;
     } finally {
       await connection.run("DROP TABLE IF EXISTS derivation_trial");
     }
