@@ -200,4 +200,34 @@ describe("quarantine of a message the derivation cannot take on", () => {
     expect(reopened.quarantinedMessages).toBe(1);
     expect(await reopened.user(WS, "u2")).toBeNull();
   });
+
+  it("quarantines nothing for a failure that is the database's, not a message's", async () => {
+    const first = await engines.open();
+    await engines.close(first.engine);
+    const { dataDir } = first;
+    const rename = async (from: string, to: string) => {
+      const instance = await DuckDBInstance.create(path.join(dataDir, DATABASE_FILE));
+      const connection = await instance.connect();
+      await connection.run(`ALTER TABLE ${from} RENAME TO ${to}`);
+      connection.closeSync();
+      instance.closeSync();
+    };
+    // Every derivation fails with a Catalog Error: each message would fail alone too.
+    await rename("event_weeks", "event_weeks_away");
+    const heard: Parameters<QuarantineListener>[0][] = [];
+    const options = { dataDir, onQuarantine: (info: Parameters<QuarantineListener>[0]) => heard.push(info) };
+    const { engine } = await engines.open(options);
+    for (const commit of COMMITS) await engine.write(commit);
+    await expect(engine.user(WS, "u1")).rejects.toThrow(/event_weeks/);
+    expect(heard).toEqual([]);
+    expect(engine.quarantinedMessages).toBe(0);
+    await engines.close(engine);
+
+    // With the table back, the next start derives everything, the poison-free messages of COMMITS alike.
+    await rename("event_weeks_away", "event_weeks");
+    const reopened = (await engines.open(options)).engine;
+    expect(heard).toEqual([]);
+    expect(await traitsOf(reopened, "u2")).toEqual({ plan: "free", poison: 1 });
+    expect((await reopened.user(WS, "u4"))?.events).toBe(1);
+  });
 });

@@ -121,6 +121,16 @@ export function invalidates(err: unknown): boolean {
 }
 
 /**
+ * Whether a DuckDB error is about the values it was given (a conversion, a value out of range, a
+ * constraint): one a message can cause. Others (a missing table, an I/O error, memory, an internal
+ * error) are the database's, and every message would seem to fail alone: none is quarantined for them.
+ */
+export function blamesTheData(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return /^(Conversion|Invalid Input|Out of Range|Constraint) Error/.test(message);
+}
+
+/**
  * Group commit: every write() queued while a commit is running joins the next one, so concurrent
  * requests share one transaction and one fsync. One writer per database; the only code that writes.
  * A messageId already stored (or earlier in the same commit) is counted as a duplicate, not stored.
@@ -614,7 +624,7 @@ export class GroupCommitWriter {
       this.onDerive?.({ messages: count, ms: performance.now() - started, error: err });
       await this.abandonDerivation();
       if (invalidates(err)) this.failed(err);
-      else if (!this.closed) {
+      else if (blamesTheData(err) && !this.closed) {
         // The trials see whether the failure repeats before they blame a message.
         const messages = await this.quarantineFailing(from, to).catch(() => []);
         if (messages.length > 0) {
@@ -669,7 +679,7 @@ export class GroupCommitWriter {
    * first, then the halves of each part that fails, down to single messages, so k such messages
    * among n take about 2k·log2(n/k) trials. Resolves to none when the messages derive now (the
    * failure has passed), or when no part fails but the whole (the failure takes several messages,
-   * none of them to blame).
+   * none of them to blame); rejects when a trial fails for a reason that is not the data's.
    */
   private async quarantineFailing(from: number, to: number): Promise<QuarantinedMessage[]> {
     const connection = this.derivation;
@@ -698,8 +708,10 @@ export class GroupCommitWriter {
       };
       const failing: { index: number; error: string }[] = [];
       const search = async (first: number, end: number): Promise<void> => {
+        if (end <= first) return;
         const error = await failure(first, end);
         if (error === null) return;
+        if (!blamesTheData(error)) throw error;
         if (end - first === 1) {
           failing.push({ index: first, error: error instanceof Error ? error.message : String(error) });
           return;
