@@ -5,6 +5,7 @@ import { DATABASE_FILE } from "../src/storage/duckdb/engine.js";
 import type { QuarantineListener } from "../src/storage/duckdb/writer.js";
 import type { StoredMessage } from "../src/storage/types.js";
 import { enginesClosedAfterEach, storedMessage } from "./helpers/engine.js";
+import { post, query, SECRET_KEY, startTestServer, type TestServer, tempDataDir } from "./helpers/server.js";
 
 /**
  * A message that the derivation cannot take on is left out of the derived tables, so that every
@@ -135,6 +136,10 @@ describe("quarantine of a message the derivation cannot take on", () => {
       "q2",
     ]);
     expect(await engine.stats(WS)).toMatchObject({ messages: 9 });
+    const listed = await engine.quarantined(WS);
+    expect(listed.map((q) => q.messageId).sort()).toEqual(["q2", "q7"]);
+    expect(listed[0]?.error).toMatch(/^Constraint Error: CHECK constraint failed/);
+    expect(await engine.quarantined("another")).toEqual([]);
 
     // A start with the same failure: tried again, still quarantined.
     await engines.close(engine);
@@ -229,5 +234,42 @@ describe("quarantine of a message the derivation cannot take on", () => {
     expect(heard).toEqual([]);
     expect(await traitsOf(reopened, "u2")).toEqual({ plan: "free", poison: 1 });
     expect((await reopened.user(WS, "u4"))?.events).toBe(1);
+  });
+
+  it("lists a workspace's quarantined messages over HTTP, as JSON and CSV", async () => {
+    const dataDir = tempDataDir("solstice-quarantine");
+    let server: TestServer = await startTestServer(dataDir);
+    await server.close();
+    await refusePoison(dataDir, true);
+    server = await startTestServer(dataDir);
+    try {
+      const batch = [
+        { type: "identify", userId: "u9", messageId: "m-poison", traits: { poison: true } },
+        { type: "track", userId: "u9", event: "Opened", messageId: "m-track" },
+      ];
+      expect((await post(server.url, "/v1/batch", { batch })).status).toBe(200);
+      // The profile waits for the derivation, which quarantines the identify and derives the track.
+      const user = await query<{ events: number; traits: object }>(server.url, "/api/v1/users/u9");
+      expect(user).toMatchObject({ events: 1, traits: {} });
+      const { messages } = await query<{ messages: { messageId: string; error: string; quarantinedAt: string }[] }>(
+        server.url,
+        "/api/v1/quarantined-messages",
+      );
+      expect(messages.map((m) => m.messageId)).toEqual(["m-poison"]);
+      expect(messages[0]?.error).toContain("CHECK constraint failed");
+      expect(Date.parse(messages[0]?.quarantinedAt ?? "")).toBeGreaterThan(Date.now() - 60_000);
+      const csv = await fetch(`${server.url}/api/v1/quarantined-messages?format=csv`, {
+        headers: { authorization: `Bearer ${SECRET_KEY}` },
+      });
+      expect(csv.status).toBe(200);
+      const [header, row, ...rest] = (await csv.text()).trim().split("\n");
+      expect(header).toBe("messageId,quarantinedAt,error");
+      expect(row?.startsWith("m-poison,")).toBe(true);
+      expect(rest).toEqual([]);
+      const anonymous = await fetch(`${server.url}/api/v1/quarantined-messages`);
+      expect(anonymous.status).toBe(401);
+    } finally {
+      await server.close();
+    }
   });
 });

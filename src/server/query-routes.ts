@@ -78,4 +78,10 @@ export function registerQueryRoutes(app: FastifyInstance, services: Services): v
     const workspace = await authenticate(services, request);
     return services.storage.stats(workspace.id);
   });
+
+  app.get("/api/v1/quarantined-messages", async (request, reply) => {
+    const workspace = await authenticate(services, request);
+    const messages = await services.storage.quarantined(workspace.id);
+    return sendTable(request, reply, messages, { messages }, ["messageId", "quarantinedAt", "error"]);
+  });
 }

@@ -105,6 +105,14 @@ export interface WorkspaceStats {
   duplicates: number;
 }
 
+/** A stored message that the derivation could not take on: no profile or report counts it. */
+export interface QuarantineRecord {
+  messageId: string;
+  /** Why deriving it failed, as the database said. */
+  error: string;
+  quarantinedAt: string;
+}
+
 /** A write key replaced by a rotation, still accepted until it expires. */
 export interface RetiredWriteKey {
   workspaceId: string;
@@ -186,6 +194,8 @@ export interface StorageEngine {
   /** Every company matching the query, in its order. */
   companies(query: CompanyListQuery): Promise<CompanySummary[]>;
   stats(workspaceId: string): Promise<WorkspaceStats>;
+  /** The workspace's quarantined messages, the latest first, once every answered write is derived or quarantined. */
+  quarantined(workspaceId: string): Promise<QuarantineRecord[]>;
   listWorkspaces(): Promise<WorkspaceRecord[]>;
   createWorkspace(workspace: WorkspaceRecord): Promise<void>;
   /**

@@ -13,6 +13,7 @@ import type {
   DeletionState,
   EventQuery,
   EventRecord,
+  QuarantineRecord,
   RetiredWriteKey,
   SavedReport,
   SessionOpening,
@@ -336,6 +337,21 @@ export class DuckDBEngine implements StorageEngine {
   companies(query: CompanyListQuery): Promise<CompanySummary[]> {
     const today = this.dayOf(query.workspaceId)(query.now);
     return wrap("list companies", async () => listCompanies(await this.derivedReader(), query, today));
+  }
+
+  quarantined(workspaceId: string): Promise<QuarantineRecord[]> {
+    return wrap("read quarantine", async () => {
+      const result = await (await this.derivedReader()).runAndReadAll(
+        `SELECT message_id, error, epoch_ms(quarantined_at) AS at
+         FROM quarantined_messages WHERE workspace_id = $ws ORDER BY quarantined_at DESC, message_id`,
+        { ws: workspaceId },
+      );
+      return result.getRows().map(([messageId, error, at]) => ({
+        messageId: String(messageId),
+        error: String(error),
+        quarantinedAt: new Date(Number(at)).toISOString(),
+      }));
+    });
   }
 
   stats(workspaceId: string): Promise<WorkspaceStats> {
