@@ -18,6 +18,7 @@ import {
   storeSteps,
 } from "./commit-sql.js";
 import { Compactor } from "./compactor.js";
+import { failingAlone } from "./halving.js";
 
 interface Job {
   rows: readonly StoredMessage[];
@@ -675,11 +676,10 @@ export class GroupCommitWriter {
 
   /**
    * Looks, among the messages of commits after `from` up to `to`, for those whose derivation fails
-   * alone, and quarantines them. Trials derive a part of the messages and roll back: all of them
-   * first, then the halves of each part that fails, down to single messages, so k such messages
-   * among n take about 2k·log2(n/k) trials. Resolves to none when the messages derive now (the
-   * failure has passed), or when no part fails but the whole (the failure takes several messages,
-   * none of them to blame); rejects when a trial fails for a reason that is not the data's.
+   * alone (see failingAlone: each try derives a part of them and rolls back), and quarantines them.
+   * Resolves to none when the messages derive now (the failure has passed), or when the failure takes
+   * several messages, none of them to blame; rejects when a try fails for a reason that is not the
+   * data's.
    */
   private async quarantineFailing(from: number, to: number): Promise<QuarantinedMessage[]> {
     const connection = this.derivation;
@@ -706,21 +706,12 @@ export class GroupCommitWriter {
           await this.abandonDerivation();
         }
       };
-      const failing: { index: number; error: string }[] = [];
-      const search = async (first: number, end: number): Promise<void> => {
-        if (end <= first) return;
+      const failing = await failingAlone(Number(row?.[0] ?? 0), async (first, end) => {
         const error = await failure(first, end);
-        if (error === null) return;
+        if (error === null) return null;
         if (!blamesTheData(error)) throw error;
-        if (end - first === 1) {
-          failing.push({ index: first, error: error instanceof Error ? error.message : String(error) });
-          return;
-        }
-        const middle = Math.floor((first + end) / 2);
-        await search(first, middle);
-        await search(middle, end);
-      };
-      await search(0, Number(row?.[0] ?? 0));
+        return error instanceof Error ? error.message : String(error);
+      });
       const quarantined: QuarantinedMessage[] = [];
       for (const { index, error } of failing) {
         const [found] = (
