@@ -1,4 +1,4 @@
-import type { DuckDBConnection, DuckDBPreparedStatement } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBPreparedStatement, DuckDBValue } from "@duckdb/node-api";
 import { HashSet128 } from "../dedup/hash-set.js";
 import type { MessageHash } from "../dedup/message-hash.js";
 import { EngineClosedError, OverloadedError } from "../errors.js";
@@ -256,42 +256,47 @@ export class GroupCommitWriter {
   }
 
   /**
-   * At start-up, tries each quarantined message again, alone, in case this version derives it: one
-   * that derives leaves the quarantine in the same transaction. A message of a commit not yet derived
-   * leaves it anyway, to be tried with its commit (and quarantined again if it still fails).
+   * At start-up, tries the quarantined messages again, in case this version derives them: all at
+   * once first, then, if that fails, each alone. One that derives leaves the quarantine in the same
+   * transaction. A message of a commit not yet derived leaves it anyway, to be tried with its commit
+   * (and quarantined again if it still fails).
    */
   private async releaseQuarantined(): Promise<void> {
     const connection = this.derivation;
-    const found = (
-      await connection.runAndReadAll(
-        "SELECT workspace_id, message_id, seq FROM quarantined_messages ORDER BY seq, workspace_id, message_id",
-      )
-    ).getRows();
-    const release = "DELETE FROM quarantined_messages WHERE workspace_id = $ws AND message_id = $id";
-    let released = 0;
-    for (const [ws, id, seq] of found) {
-      const params = { ws: String(ws), id: String(id) };
-      if (Number(seq) > this.derived) {
-        await connection.run(release, params);
-        released++;
-        continue;
-      }
+    const [row] = (await connection.runAndReadAll("SELECT count(*) FROM quarantined_messages")).getRows();
+    const total = Number(row?.[0] ?? 0);
+    if (total === 0) return;
+    await connection.run("DELETE FROM quarantined_messages WHERE seq > $derived", { derived: this.derived });
+    const quarantined = "SELECT workspace_id, message_id, seq FROM quarantined_messages";
+    /** Derives the quarantined messages that `which` (a condition on quarantined_messages q) keeps, and releases them. */
+    const release = async (which: string, params: Record<string, DuckDBValue>): Promise<boolean> => {
       try {
         await connection.run("BEGIN TRANSACTION");
-        // The commit number finds its row groups: the messages table is in commit order.
-        const where = `m.seq = ${Number(seq)} AND m.workspace_id = $ws AND m.message_id = $id`;
-        await connection.run(loadRows(storedRows(where)), params);
+        await connection.run(
+          loadRows(
+            storedRows(`(m.workspace_id, m.message_id, m.seq) IN (SELECT * FROM (${quarantined}) q WHERE ${which})`),
+          ),
+          params,
+        );
         await connection.run(derivationSteps(EVERY_SHAPE).join(";\n"));
-        await connection.run(release, params);
+        await connection.run(`DELETE FROM quarantined_messages q WHERE ${which}`, params);
         await connection.run("COMMIT");
-        released++;
+        return true;
       } catch (err) {
         if (invalidates(err)) throw err;
         await this.abandonDerivation();
+        return false;
+      }
+    };
+    if (!(await release("true", {}))) {
+      const each = (await connection.runAndReadAll(`${quarantined} ORDER BY seq, workspace_id, message_id`)).getRows();
+      for (const [ws, id] of each) {
+        await release("q.workspace_id = $ws AND q.message_id = $id", { ws: String(ws), id: String(id) });
       }
     }
-    this.quarantined = found.length - released;
-    if (found.length > 0) this.onQuarantine?.({ released, remaining: this.quarantined });
+    const [left] = (await connection.runAndReadAll("SELECT count(*) FROM quarantined_messages")).getRows();
+    this.quarantined = Number(left?.[0] ?? 0);
+    this.onQuarantine?.({ released: total - this.quarantined, remaining: this.quarantined });
   }
 
   private async run(sql: string, params: Record<string, string>): Promise<void> {
