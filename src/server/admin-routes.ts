@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
+import { errorMessage } from "../storage/errors.js";
 import { DELETION_STATES, type DeletionState } from "../storage/types.js";
 import { bearerToken } from "../tracking/auth.js";
 import { unpairedSurrogate } from "../tracking/normalize.js";
@@ -94,7 +95,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
     try {
       await services.storage.backup(path);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       if (/already exists|ENOENT|EACCES/.test(message))
         throw new HttpError(400, "invalid_parameter", `path: ${message}`);
       throw err;

@@ -1,3 +1,6 @@
+/** The message of a thrown value, whatever was thrown. */
+export const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
 /** A failure inside a storage engine, wrapped once at the engine boundary. */
 export class StorageError extends Error {
   override name = "StorageError";
@@ -5,7 +8,7 @@ export class StorageError extends Error {
     readonly operation: string,
     override readonly cause: unknown,
   ) {
-    super(`storage ${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(`storage ${operation} failed: ${errorMessage(cause)}`);
   }
 }
 

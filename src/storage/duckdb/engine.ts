@@ -7,7 +7,7 @@ import { dayIn } from "../../identity/days.js";
 import type { CompanyListQuery, CompanyProfile, CompanySummary, UserProfile } from "../../identity/types.js";
 import { HashSet128 } from "../dedup/hash-set.js";
 import { type MessageHash, messageHash } from "../dedup/message-hash.js";
-import { EngineClosedError, StorageError, wrap } from "../errors.js";
+import { EngineClosedError, errorMessage, StorageError, wrap } from "../errors.js";
 import type {
   DeletionRequest,
   DeletionState,
@@ -83,8 +83,6 @@ const PROBE_INTERVAL_MS = 1000;
 
 /** The longest wait between two reopens that failed: each one replays the whole write-ahead log. */
 const MAX_REOPEN_DELAY_MS = 30_000;
-
-const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** The database file inside the data directory. */
 export const DATABASE_FILE = "solstice.duckdb";

@@ -1,7 +1,7 @@
 import type { DuckDBConnection, DuckDBPreparedStatement, DuckDBValue } from "@duckdb/node-api";
 import { HashSet128 } from "../dedup/hash-set.js";
 import type { MessageHash } from "../dedup/message-hash.js";
-import { EngineClosedError, OverloadedError } from "../errors.js";
+import { EngineClosedError, errorMessage, OverloadedError } from "../errors.js";
 import { ACTIVITY_TYPES, type StoredMessage, type WriteOutcome } from "../types.js";
 import {
   ADD_COUNTS,
@@ -117,7 +117,7 @@ const PROBE = "INSERT OR REPLACE INTO meta VALUES ('last_write_probe', now()::VA
  * statement of that instance fails, and only closing and opening it again recovers.
  */
 export function invalidates(err: unknown): boolean {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return message.startsWith("FATAL Error") || message.includes("database has been invalidated");
 }
 
@@ -127,8 +127,7 @@ export function invalidates(err: unknown): boolean {
  * error) are the database's, and every message would seem to fail alone: none is quarantined for them.
  */
 export function blamesTheData(err: unknown): boolean {
-  const message = err instanceof Error ? err.message : String(err);
-  return /^(Conversion|Invalid Input|Out of Range|Constraint) Error/.test(message);
+  return /^(Conversion|Invalid Input|Out of Range|Constraint) Error/.test(errorMessage(err));
 }
 
 /**
@@ -270,23 +269,15 @@ export class GroupCommitWriter {
     const quarantined = "SELECT workspace_id, message_id, seq FROM quarantined_messages";
     /** Derives the quarantined messages that `which` (a condition on quarantined_messages q) keeps, and releases them. */
     const release = async (which: string, params: Record<string, DuckDBValue>): Promise<boolean> => {
-      try {
-        await connection.run("BEGIN TRANSACTION");
-        await connection.run(
-          loadRows(
-            storedRows(`(m.workspace_id, m.message_id, m.seq) IN (SELECT * FROM (${quarantined}) q WHERE ${which})`),
-          ),
-          params,
-        );
-        await connection.run(derivationSteps(EVERY_SHAPE).join(";\n"));
+      const rows = storedRows(
+        `(m.workspace_id, m.message_id, m.seq) IN (SELECT * FROM (${quarantined}) q WHERE ${which})`,
+      );
+      const error = await this.deriveRows(rows, params, async () => {
         await connection.run(`DELETE FROM quarantined_messages q WHERE ${which}`, params);
         await connection.run("COMMIT");
-        return true;
-      } catch (err) {
-        if (invalidates(err)) throw err;
-        await this.abandonDerivation();
-        return false;
-      }
+      });
+      if (error !== null && invalidates(error)) throw error;
+      return error === null;
     };
     if (!(await release("true", {}))) {
       const each = (await connection.runAndReadAll(`${quarantined} ORDER BY seq, workspace_id, message_id`)).getRows();
@@ -664,6 +655,29 @@ export class GroupCommitWriter {
     else if (!this.draining) this.compactWhenIdle();
   }
 
+  /**
+   * Derives, in a transaction on the derivation connection, the stored messages that `rows` (a query
+   * shaped as storedRows() shapes them) selects, then calls `end`, which commits or rolls back.
+   * Resolves to the error, or null; nothing of a failure stays.
+   */
+  private async deriveRows(
+    rows: string,
+    params: Record<string, DuckDBValue>,
+    end: () => Promise<void>,
+  ): Promise<unknown> {
+    const connection = this.derivation;
+    try {
+      await connection.run("BEGIN TRANSACTION");
+      await connection.run(loadRows(rows), params);
+      await connection.run(derivationSteps(EVERY_SHAPE).join(";\n"));
+      await end();
+      return null;
+    } catch (err) {
+      await this.abandonDerivation();
+      return err;
+    }
+  }
+
   /** Ends the derivation connection's transaction, if one is open, and empties its session tables. */
   private async abandonDerivation(): Promise<void> {
     const connection = this.derivation;
@@ -695,27 +709,16 @@ export class GroupCommitWriter {
     );
     try {
       const [row] = (await connection.runAndReadAll("SELECT count(*) FROM derivation_trial")).getRows();
-      const steps = derivationSteps(EVERY_SHAPE).join(";\n");
-      /** The error of deriving messages [first, end) of the trial, or null; nothing stays. */
-      const failure = async (first: number, end: number): Promise<unknown> => {
-        try {
-          await connection.run("BEGIN TRANSACTION");
-          await connection.run(
-            loadRows(`SELECT * FROM derivation_trial WHERE trial_index >= ${first} AND trial_index < ${end}`),
-          );
-          await connection.run(steps);
-          return null;
-        } catch (err) {
-          return err;
-        } finally {
-          await this.abandonDerivation();
-        }
-      };
       const failing = await failingAlone(Number(row?.[0] ?? 0), async (first, end) => {
-        const error = await failure(first, end);
+        // A trial: whether messages [first, end) derive, rolled back either way.
+        const error = await this.deriveRows(
+          `SELECT * FROM derivation_trial WHERE trial_index >= ${first} AND trial_index < ${end}`,
+          {},
+          () => connection.run("ROLLBACK").then(() => undefined),
+        );
         if (error === null) return null;
         if (!blamesTheData(error)) throw error;
-        return error instanceof Error ? error.message : String(error);
+        return errorMessage(error);
       });
       const quarantined: QuarantinedMessage[] = [];
       for (const { index, error } of failing) {
