@@ -79,7 +79,7 @@ async function rowCounts(engine: DuckDBEngine, dataDir: string): Promise<Record<
   const instance = await DuckDBInstance.create(path.join(dataDir, DATABASE_FILE), { access_mode: "READ_ONLY" });
   const connection = await instance.connect();
   const counts: Record<string, number> = {};
-  for (const table of ["identity_links", "memberships", "traits", "actor_summary", "activity_days"]) {
+  for (const table of ["identity_links", "memberships", "traits", "actor_summary", "activity_days", "event_times"]) {
     const result = await connection.runAndReadAll(`SELECT count(*) FROM ${table}`);
     counts[table] = Number(result.getRows()[0]?.[0]);
   }
@@ -209,6 +209,27 @@ describe("compaction beside the commits", () => {
       to: Date.UTC(2026, 2, 20) / 86_400_000,
       rolling: true,
     }),
+    // Funnels read each actor's times per event, whose lists from both parts the compaction merges;
+    // the second adds a step repeated, which takes a later message than the first.
+    funnels: await Promise.all(
+      (["user", "company"] as const).flatMap((level) =>
+        [
+          ["Opened", "Saved"],
+          ["Opened", "Saved", "Opened"],
+        ].map((steps) =>
+          engine.reports.funnel({
+            workspaceId: WS,
+            level,
+            includeAnonymous: false,
+            timeZone: "UTC",
+            steps,
+            windowSeconds: 3 * 86_400,
+            from: Date.UTC(2026, 2, 1) / 86_400_000,
+            to: Date.UTC(2026, 2, 20) / 86_400_000,
+          }),
+        ),
+      ),
+    ),
     // Weekly, over ranges that cut the week of Monday 03-09 (03-01 is a Sunday) after its Tuesday,
     // the last day of the first part: that week's rows come from both parts, and the compaction
     // merges their days.
@@ -268,6 +289,9 @@ describe("compaction beside the commits", () => {
     // Every user is active on both day parities within 20 days, as itself and as its anonymousId (the
     // 10:00 track on even days): actor × context rows are user/null, user/company, anon/company.
     expect(rows.actor_summary).toBe(600);
+    // Per user and event: Opened as the anonymousId with the company (even days) and as the user
+    // without (odd days); Saved as the user, with the company and without.
+    expect(rows.event_times).toBe(800);
   });
 
   it("is stopped by close(), and the database it leaves answers as before", async () => {

@@ -4,7 +4,7 @@ import { MIGRATIONS, migrate } from "../src/storage/duckdb/migrations.js";
 
 /** A database made by an earlier release, at schema version 6, migrated by this one. */
 describe("migrations", () => {
-  it("fills activity_weeks (with the days of each week), track_events, message_days and event_weeks from what an earlier version stored", async () => {
+  it("fills activity_weeks (with the days of each week), track_events, message_days, event_weeks and event_times from what an earlier version stored", async () => {
     const instance = await DuckDBInstance.create(":memory:");
     const connection = await instance.connect();
     try {
@@ -35,14 +35,16 @@ describe("migrations", () => {
           ('ws', 'user', 'u1', NULL, DATE '2026-03-08', 'track', 'Opened', 1, TIMESTAMPTZ '2026-03-08 12:00:00Z', TIMESTAMPTZ '2026-03-08 12:00:00Z'),
           ('ws', 'user', 'u1', NULL, DATE '2026-03-09', 'track', 'Opened', 4, TIMESTAMPTZ '2026-03-09 08:00:00Z', TIMESTAMPTZ '2026-03-09 20:00:00Z'),
           ('ws', 'anon', 'a1', 'acme', DATE '2026-03-04', 'page', 'Home', 1, TIMESTAMPTZ '2026-03-04 10:00:00Z', TIMESTAMPTZ '2026-03-04 10:00:00Z')`);
-      // Messages: two track calls, a page and an identify; only the track calls are track events.
+      // Messages: three track calls, a page and an identify; only the track calls are track events. m5
+      // is stored after m1 but happened before it.
       await connection.run(`
         INSERT INTO messages (workspace_id, message_id, type, event, name, user_id, anonymous_id, context_group_id, timestamp, received_at)
         VALUES
           ('ws', 'm1', 'track', 'Opened', NULL, 'u1', NULL, 'acme', TIMESTAMPTZ '2026-03-02 09:00:00Z', TIMESTAMPTZ '2026-03-02 09:00:01Z'),
           ('ws', 'm2', 'page', NULL, 'Home', 'u1', NULL, NULL, TIMESTAMPTZ '2026-03-02 09:05:00Z', TIMESTAMPTZ '2026-03-02 09:05:01Z'),
           ('ws', 'm3', 'identify', NULL, NULL, 'u1', 'a1', NULL, TIMESTAMPTZ '2026-03-02 09:06:00Z', TIMESTAMPTZ '2026-03-02 09:06:01Z'),
-          ('ws', 'm4', 'track', 'Saved', NULL, NULL, 'a1', NULL, TIMESTAMPTZ '2026-03-01 08:00:00Z', TIMESTAMPTZ '2026-03-02 09:07:01Z')`);
+          ('ws', 'm4', 'track', 'Saved', NULL, NULL, 'a1', NULL, TIMESTAMPTZ '2026-03-01 08:00:00Z', TIMESTAMPTZ '2026-03-02 09:07:01Z'),
+          ('ws', 'm5', 'track', 'Opened', NULL, 'u1', NULL, 'acme', TIMESTAMPTZ '2026-03-02 08:30:00Z', TIMESTAMPTZ '2026-03-02 09:08:01Z')`);
       const progress: string[] = [];
       const later = MIGRATIONS.filter((m) => m.version > 6);
       expect(await migrate(connection, (message) => progress.push(message))).toEqual(later.map((m) => m.version));
@@ -60,9 +62,22 @@ describe("migrations", () => {
       expect(tracks).toEqual([
         ["m1", "track", "Opened", "u1", null, "acme"],
         ["m4", "track", "Saved", null, "a1", null],
+        ["m5", "track", "Opened", "u1", null, "acme"],
       ]);
-      // message_days, every message by actor and UTC day: a1's track on 03-01; u1's track, page and
-      // identify on 03-02 (the identify carries u1's userId, so it is u1's), 09:00 to 09:06.
+      // Track event times per actor, company and event, ascending whatever the order stored: u1's two
+      // Opened with acme (m5 at 08:30, m1 at 09:00), a1's Saved without a company.
+      const times = (
+        await connection.runAndReadAll(
+          `SELECT actor_kind, actor_id, context_group_id, event, list_transform(times, t -> t::BIGINT)::VARCHAR
+           FROM event_times ORDER BY actor_id`,
+        )
+      ).getRows();
+      expect(times).toEqual([
+        ["anon", "a1", null, "Saved", `[${Date.UTC(2026, 2, 1, 8)}]`],
+        ["user", "u1", "acme", "Opened", `[${Date.UTC(2026, 2, 2, 8, 30)}, ${Date.UTC(2026, 2, 2, 9)}]`],
+      ]);
+      // message_days, every message by actor and UTC day: a1's track on 03-01; u1's two tracks, page
+      // and identify on 03-02 (the identify carries u1's userId, so it is u1's), 08:30 to 09:06.
       const days = (
         await connection.runAndReadAll(
           `SELECT actor_kind, actor_id, strftime(day, '%m-%d'), messages, strftime(first_ts, '%H:%M'), strftime(last_ts, '%H:%M')
@@ -71,7 +86,7 @@ describe("migrations", () => {
       ).getRows();
       expect(days).toEqual([
         ["anon", "a1", "03-01", 1n, "08:00", "08:00"],
-        ["user", "u1", "03-02", 3n, "09:00", "09:06"],
+        ["user", "u1", "03-02", 4n, "08:30", "09:06"],
       ]);
       const rows = (
         await connection.runAndReadAll(

@@ -171,6 +171,7 @@ export const ACTIVITY_TABLES = [
   "activity_weeks",
   "event_days",
   "event_weeks",
+  "event_times",
   "actor_summary",
 ] as const;
 
@@ -190,6 +191,10 @@ export function activityTablesFrom(source: string, activity: string): string[] {
        ${WEEKDAY_COLUMNS.map((_, k) => `count(*) FILTER (WHERE ${weekDaySql(dayNumber("day"))} = ${k})`).join(", ")}
      FROM ${activity} WHERE type = 'track' AND name IS NOT NULL
      GROUP BY workspace_id, actor_kind, actor_id, context_group_id, name, week`,
+    `INSERT INTO event_times
+     SELECT workspace_id, actor_kind, actor_id, context_group_id, name, list_sort(list(epoch_ms(timestamp)::DOUBLE))
+     FROM ${activity} WHERE type = 'track' AND name IS NOT NULL
+     GROUP BY workspace_id, actor_kind, actor_id, context_group_id, name`,
     `INSERT INTO activity_days
      SELECT workspace_id, actor_kind, actor_id, context_group_id, day, count(*), min(timestamp), max(timestamp)
      FROM ${activity} WHERE NOT system

@@ -70,6 +70,12 @@ const SUMS = {
 } as const;
 
 /**
+ * event_times, one list of times per key, is read event by event (a funnel's steps), so in event
+ * order; a key's rows are merged into one sorted list.
+ */
+const EVENT_TIMES_KEY = "workspace_id, actor_kind, actor_id, context_group_id, event";
+
+/**
  * The day and week tables are rewritten only for the days (or weeks) that gained rows, unless the
  * rewrite is a full one: how each picks its rows of a range of day numbers.
  */
@@ -181,6 +187,15 @@ export class Compactor {
           where,
         );
       }
+      // Rewritten whole each time: a key's appended rows, one per derivation, are about as many as
+      // the keys themselves after a tenth more messages, and each costs the funnels a row to read.
+      await this.rewrite(
+        "event_times",
+        `SELECT ${EVENT_TIMES_KEY}, list_sort(flatten(list(times)))
+         FROM event_times GROUP BY ${EVENT_TIMES_KEY}
+         ORDER BY workspace_id, event, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id`,
+        "",
+      );
       if (full) {
         // Appended in the order the messages arrive; rewritten in event order only when whole.
         await this.rewrite("track_events", "SELECT * FROM track_events ORDER BY workspace_id, event, timestamp", "");

@@ -345,6 +345,32 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       );
     `,
   },
+  {
+    version: 14,
+    description: "track event times per actor and event",
+    sql: `
+      -- Each actor's track event times (epoch milliseconds, one element per message, ascending) per
+      -- company (context.groupId) and event: a funnel reads its steps' lists and walks them, instead of
+      -- every occurrence row by row. Each derivation appends a row per key it saw; compaction merges
+      -- a key's rows into one and keeps the table in event order. (A list sorted once made is what
+      -- fits in memory here: list() ORDER BY keeps every group's rows until the end, gigabytes.)
+      CREATE TABLE event_times (
+        workspace_id VARCHAR NOT NULL,
+        actor_kind VARCHAR NOT NULL,
+        actor_id VARCHAR NOT NULL,
+        context_group_id VARCHAR,
+        event VARCHAR NOT NULL,
+        times DOUBLE[] NOT NULL
+      );
+      INSERT INTO event_times
+      SELECT workspace_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END AS actor_kind,
+        coalesce(user_id, anonymous_id) AS actor_id, context_group_id, event,
+        list_sort(list(epoch_ms(timestamp)::DOUBLE))
+      FROM track_events WHERE coalesce(user_id, anonymous_id) IS NOT NULL
+      GROUP BY workspace_id, actor_kind, actor_id, context_group_id, event
+      ORDER BY workspace_id, event, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id;
+    `,
+  },
 ];
 
 /**

@@ -1,4 +1,5 @@
 import { type DuckDBConnection, type DuckDBValue, listValue } from "@duckdb/node-api";
+import { funnelWalk } from "../../reports/funnel-walk.js";
 import { periodFirstDay, periodIndex } from "../../reports/periods.js";
 import type {
   ActivationPlan,
@@ -40,6 +41,7 @@ import {
   REPORT_IDENTITY_CTES,
   WORD_BITS,
 } from "./report-sql.js";
+import { EntityTimeLists } from "./time-lists.js";
 
 type Row = Record<string, DuckDBValue>;
 
@@ -71,7 +73,7 @@ function usedParams(sql: string, params: Record<string, DuckDBValue>): Record<st
   return Object.fromEntries(Object.entries(params).filter(([name]) => new RegExp(`\\$${name}\\b`).test(sql)));
 }
 
-/** The report queries on DuckDB, over the derived tables (and raw messages for funnels and activation). */
+/** The report queries on DuckDB, over the derived tables (and the track calls for activation). */
 export class DuckDBReports implements ReportEngine {
   /** `connection` gives the connection to read on once the derived tables hold every answered write. */
   constructor(private readonly connection: () => DuckDBConnection | Promise<DuckDBConnection>) {}
@@ -279,114 +281,36 @@ export class DuckDBReports implements ReportEngine {
   }
 
   async funnel(plan: FunnelPlan): Promise<FunnelRow[]> {
-    const params: Record<string, DuckDBValue> = {
-      ...scopeParams(plan),
-      from: plan.from,
-      to: plan.to,
-      window: plan.windowSeconds,
-      windowUs: plan.windowSeconds * 1_000_000,
-    };
-    plan.steps.forEach((step, i) => {
-      params[`e${i}`] = step;
+    const params: Record<string, DuckDBValue> = { ...scopeParams(plan), from: plan.from, to: plan.to };
+    // Step 1 counts from the start of `from` to the end of `to`; later steps up to a window after it.
+    const [range] = await this.rows(
+      `SELECT epoch_ms(${dayStart("$from")}) AS start, epoch_ms(${dayStart("$to + 1")}) AS end`,
+      params,
+    );
+    const walk = funnelWalk(plan, num(range?.start), num(range?.end));
+    walk.events.forEach((event, e) => {
+      params[`e${e}`] = event;
     });
-    const names = plan.steps.map((_, i) => `$e${i}`).join(", ");
-    // With a repeated event, ord orders an entity's messages by time, then messageId; the low 20 bits
-    // number the messages within one millisecond, so "at or after step k's time" is ord ≥ ms_k × 2^20.
-    // When every step is a different event, one message can satisfy one step only anyway and the
-    // timestamps alone decide: numbering the messages was most of the query's time.
-    const repeats = new Set(plan.steps).size < plan.steps.length;
-    // Each message's event as the first step it names, a small integer, which costs less to carry
-    // and to compare than the event's name.
-    const stepOf = (k: number) => plan.steps.indexOf(plan.steps[k] as string);
-    const step = `CASE x.event ${plan.steps.map((_, k) => `WHEN $e${k} THEN ${stepOf(k)}`).join(" ")} END::UTINYINT AS step`;
-    const chain: string[] = [];
-    for (let k = 1; k < plan.steps.length; k++) {
-      const usedBefore = plan.steps.slice(0, k).lastIndexOf(plan.steps[k] as string);
-      // DuckDB's greatest() skips NULLs: when step k−1 was not reached, the bound must stay NULL.
-      const bound = !repeats
-        ? `s.t${k - 1}`
-        : usedBefore === -1
-          ? `(s.t${k - 1} // 1000 * 1048576)`
-          : `CASE WHEN s.t${k - 1} IS NOT NULL THEN greatest(s.t${k - 1} // 1000 * 1048576, s.o${usedBefore} + 1) END`;
-      // A NULL bound does not keep the ASOF join from matching: on large inputs DuckDB (1.5) matches
-      // it to the entity's first row. Step k counts only when step k−1 was reached.
-      const reached = `s.t${k - 1} IS NOT NULL AND e.ts <= s.t0 + $windowUs`;
-      chain.push(`s${k} AS (
-        SELECT s.*, CASE WHEN ${reached} THEN e.ts END AS t${k}${repeats ? `, CASE WHEN ${reached} THEN e.ord END AS o${k}` : ""}
-        FROM s${k - 1} s ASOF LEFT JOIN (SELECT entity, ${repeats ? "ord, " : ""}ts FROM rest WHERE step = ${stepOf(k)}) e
-          ON e.entity = s.entity AND e.${repeats ? "ord" : "ts"} >= ${bound}
-      )`);
-    }
-    const last = plan.steps.length - 1;
-    const depth = plan.steps.map((_, k) => `(t${k} IS NOT NULL)::INTEGER`).join(" + ");
-    const times = plan.steps.map((_, k) => `t${k}: t${k}`).join(", ");
-    const gaps = plan.steps
-      .slice(1)
-      .map(
-        (_, i) =>
-          `median(b.t${i + 1} // 1000 - b.t${i} // 1000) FILTER (WHERE b.t${i + 1} IS NOT NULL) / 1000.0 AS m${i + 1}`,
-      )
-      .join(", ");
-    // Step 1 counts up to the end of `to`; later steps up to a window after it.
-    const end = `epoch_us(${dayStart("$to + 1")})`;
-    // Without a repeated event, an entity whose first step-1 occurrence goes the whole way is done:
-    // that occurrence is the earliest of those reaching the greatest depth. Following only each
-    // entity's first occurrence takes a join and a min() per step; the ASOF joins then follow every
-    // occurrence of the other entities only, most of the time a few. Entities with no step-1
-    // occurrence in the range count nowhere, and are left out. (With a repeated event, one message
-    // must not count for two steps, which the ASOF joins see to.)
-    const firstPass =
-      repeats || plan.steps.length < 2
-        ? ""
-        : `f0 AS (SELECT entity, min(ts) AS t0 FROM ev WHERE step = 0 AND ts < ${end} GROUP BY entity),
-      ${plan.steps
-        .slice(1)
-        .map(
-          (_, i) =>
-            `f${i + 1} AS (
-        SELECT f.*, min(e.ts) AS t${i + 1}
-        FROM f${i} f LEFT JOIN ev e ON e.entity = f.entity AND e.step = ${stepOf(i + 1)} AND e.ts >= f.t${i}
-        GROUP BY ALL
-      ),`,
-        )
-        .join("\n      ")}
-      firsts AS MATERIALIZED (SELECT *, coalesce(t${last} <= t0 + $windowUs, false) AS done FROM f${last}),
-      done AS (SELECT * FROM firsts WHERE done),`;
-    const ord = repeats
-      ? "ts // 1000 * 1048576 + row_number() OVER (PARTITION BY entity, ts // 1000 ORDER BY message_id) AS ord"
-      : "NULL AS ord";
-    const sql = `
-      WITH ${REPORT_IDENTITY_CTES},
-      raw AS (${messageRows(plan, `x.timestamp AS ts, ${step}${repeats ? ", x.message_id" : ""}`, `AND x.type = 'track' AND x.event IN (${names}) AND x.timestamp >= ${dayStart("$from")} AND x.timestamp < ${dayStart("$to + 1")} + to_seconds($window)`)}),
-      -- Times as microseconds since the epoch: a window's end is then an addition of integers.
-      keyed AS (SELECT entity, epoch_us(ts) AS ts, step${repeats ? ", message_id" : ""} FROM raw),
-      ev AS (SELECT entity, ts, step, ${ord} FROM keyed),
-      ${firstPass}
-      -- The messages of the entities left for the ASOF joins, with the entities numbered as integers:
-      -- the ASOF joins sort each side by entity and time, and with integers instead of text ids the
-      -- benchmark's user funnel took a quarter less. Numbering only these entities' messages (500,000
-      -- of 3.9 million on the benchmark data) rather than all took a sixth off the whole funnel.
-      rest AS (
-        SELECT n.id AS entity, e.ts, e.step, e.ord FROM ev e
-        JOIN (SELECT entity, row_number() OVER () AS id FROM (${firstPass ? "SELECT entity FROM firsts WHERE NOT done" : "SELECT DISTINCT entity FROM ev"})) n USING (entity)
-      ),
-      s0 AS (SELECT entity, ts AS t0, ord AS o0 FROM rest WHERE step = 0 AND ts < ${end}),
-      ${chain.length > 0 ? `${chain.join(",\n")},` : ""}
-      depths AS (SELECT *, ${depth} AS depth FROM s${last}),
-      -- Per entity, its depth and the earliest step-1 occurrence reaching it: an aggregate, not a sort.
-      best AS (
-        SELECT max(depth) AS depth, min_by({${times}}, (-depth, t0, o0)) AS b FROM depths GROUP BY entity
-        ${firstPass ? `UNION ALL SELECT ${plan.steps.length}, {${times}} FROM done` : ""}
-      )
-      SELECT ${plan.steps.map((_, k) => `count(*) FILTER (WHERE depth >= ${k + 1}) AS c${k}`).join(", ")}
-        ${gaps ? `, ${gaps}` : ""}
-      FROM best`;
-    const found = (await this.rows(sql, params))[0] ?? {};
-    return plan.steps.map((_, k) => ({
-      step: k,
-      count: num(found[`c${k}`]),
-      medianSeconds: k === 0 || found[`m${k}`] === null || found[`m${k}`] === undefined ? null : num(found[`m${k}`]),
-    }));
+    const event = `CASE x.event ${walk.events.map((_, e) => `WHEN $e${e} THEN ${e}`).join(" ")} END::UTINYINT AS e`;
+    // Each entity's lists of its steps' times: one row per actor (and context.groupId) and event
+    // once compacted, several before; gathered per entity here, then walked. The entities are
+    // numbered in SQL: their ids as text cost more to read than the rest of the funnel.
+    const result = await this.chunks(
+      `WITH ${REPORT_IDENTITY_CTES},
+       lists AS MATERIALIZED (
+         SELECT entity, e, times
+         FROM (${entityRows(plan, "event_times", `${event}, x.times`, `AND x.event IN (${walk.events.map((_, e) => `$e${e}`).join(", ")})`)})
+       ),
+       numbered AS (SELECT entity, (row_number() OVER () - 1)::INTEGER AS id FROM (SELECT DISTINCT entity FROM lists))
+       SELECT n.id, l.e, l.times FROM lists l JOIN numbered n USING (entity)`,
+      params,
+    );
+    const lists = new EntityTimeLists(walk.events.length);
+    for (let c = 0; c < result.chunkCount; c++) lists.add(result.getChunk(c));
+    lists.visit((times) => {
+      walk.add(times);
+    });
+    return walk.rows();
   }
 
   async feature(plan: FeaturePlan): Promise<FeatureFigures> {
