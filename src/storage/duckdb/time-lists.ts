@@ -4,13 +4,14 @@ import { type EntityTimes, lowerBound } from "../../reports/funnel-walk.js";
 
 /**
  * Lists of times per entity and event, gathered from the chunks of a result whose columns are the
- * entity's number (INTEGER, from 0 without gaps), the event's number (an integer below `events`) and an ascending DOUBLE[] list of
- * times with no NULL element. An entity may have several lists per event (one per actor and company,
- * and before compaction one per derivation): each is a run, and the runs are merged only when asked.
+ * entity's number (INTEGER, from 0 without gaps), the event's number (UTINYINT, below `events`) and
+ * an ascending DOUBLE[] list of times with no NULL element. An entity may have several lists per
+ * event (one per actor and company, and before compaction one per derivation): each is a run, and
+ * the runs are merged only when asked.
  *
- * Nothing is made per row: each chunk's list elements are copied once into an array of their own,
- * and each row is a few integers. An array per row, or a value per element, cost several times the
- * rest of a funnel.
+ * Nothing is made per row: each chunk's columns are read as typed arrays at once, and each row is
+ * kept as a few integers. An array per row, or a value per element, cost several times the rest of
+ * a funnel.
  */
 export class EntityTimeLists {
   private entities = 0;
@@ -37,9 +38,10 @@ export class EntityTimeLists {
     // any chunk JavaScript could hold.
     const entries = new Uint32Array(columnData(chunk, 2, count * 16));
     const buffer = this.addBuffer(listElements(chunk, 2));
+    this.reserve(this.rows + count);
     for (let r = 0; r < count; r++) {
       const start = entries[4 * r] as number;
-      this.addRun(ids[r] as number, events[r] as number, buffer, start, start + (entries[4 * r + 2] as number));
+      this.put(ids[r] as number, events[r] as number, buffer, start, start + (entries[4 * r + 2] as number));
     }
   }
 
@@ -54,12 +56,15 @@ export class EntityTimeLists {
    * Entities are numbered from 0 without gaps.
    */
   addRun(entity: number, event: number, buffer: number, start: number, end: number): void {
-    if (!(Number.isInteger(event) && event >= 0 && event < this.events)) {
-      throw new RangeError(`event number ${event} out of range`);
-    }
-    if (!(Number.isInteger(entity) && entity >= 0)) throw new RangeError(`entity number ${entity} out of range`);
-    this.entities = Math.max(this.entities, entity + 1);
     this.reserve(this.rows + 1);
+    this.put(entity, event, buffer, start, end);
+  }
+
+  private put(entity: number, event: number, buffer: number, start: number, end: number): void {
+    if (!(event >= 0 && event < this.events && entity >= 0 && entity === Math.floor(entity))) {
+      throw new RangeError(`entity ${entity} or event ${event} out of range`);
+    }
+    if (entity >= this.entities) this.entities = entity + 1;
     const at = this.rows++;
     this.rowEntity[at] = entity;
     this.rowEvent[at] = event;
@@ -75,28 +80,26 @@ export class EntityTimeLists {
 
   /** Calls `visit` once per entity with its times; the object is reused from one call to the next. */
   visit(visit: (times: EntityTimes) => void): void {
-    // The rows in entity order, by a counting sort on the entity's number.
-    const entities = this.entities;
-    const first = new Int32Array(entities + 1);
+    // The rows in (entity, event) order, by a counting sort on entity × events + event: an entity's
+    // runs of one event are then next to each other, from first[key] to first[key + 1].
+    const keys = this.entities * this.events;
+    const first = new Int32Array(keys + 1);
+    const keyOf = (r: number) => (this.rowEntity[r] as number) * this.events + (this.rowEvent[r] as number);
     for (let r = 0; r < this.rows; r++) {
-      const at = (this.rowEntity[r] as number) + 1;
+      const at = keyOf(r) + 1;
       first[at] = (first[at] as number) + 1;
     }
-    for (let e = 0; e < entities; e++) first[e + 1] = (first[e + 1] as number) + (first[e] as number);
+    for (let k = 0; k < keys; k++) first[k + 1] = (first[k + 1] as number) + (first[k] as number);
     const order = new Int32Array(this.rows);
-    const next = first.slice(0, entities);
+    const next = first.slice(0, keys);
     for (let r = 0; r < this.rows; r++) {
-      const entity = this.rowEntity[r] as number;
-      order[next[entity] as number] = r;
-      next[entity] = (next[entity] as number) + 1;
+      const key = keyOf(r);
+      order[next[key] as number] = r;
+      next[key] = (next[key] as number) + 1;
     }
-    const view = new Times(this.events, this.buffers, this.rowBuffer, this.rowStart, this.rowEnd);
-    for (let entity = 0; entity < entities; entity++) {
-      view.clear();
-      for (let i = first[entity] as number; i < (first[entity + 1] as number); i++) {
-        const r = order[i] as number;
-        view.runs[this.rowEvent[r] as number]?.push(r);
-      }
+    const view = new Times(this.events, order, first, this.buffers, this.rowBuffer, this.rowStart, this.rowEnd);
+    for (let entity = 0; entity < this.entities; entity++) {
+      view.entity(entity);
       visit(view);
     }
   }
@@ -116,37 +119,41 @@ export class EntityTimeLists {
   }
 }
 
-/** One entity's runs per event, as EntityTimes. */
+/** One entity's runs per event, as EntityTimes: runs `order[first[key]]` to `order[first[key + 1] - 1]`. */
 class Times implements EntityTimes {
-  /** Per event, the rows (runs) of the entity. */
-  readonly runs: number[][];
+  /** The key of the entity's event 0. */
+  private base = 0;
   /** Two arrays per event that merges use, kept from one entity to the next. */
   private readonly scratches: Float64Array[] = [];
   private readonly merges: ({ list: Float64Array; start: number; end: number } | null)[];
 
   constructor(
-    events: number,
+    private readonly events: number,
+    private readonly order: Int32Array,
+    private readonly first: Int32Array,
     private readonly buffers: readonly Float64Array[],
     private readonly rowBuffer: Int32Array,
     private readonly rowStart: Int32Array,
     private readonly rowEnd: Int32Array,
   ) {
-    this.runs = Array.from({ length: events }, () => []);
     this.merges = Array.from({ length: events }, () => null);
   }
 
-  clear(): void {
-    for (const runs of this.runs) runs.length = 0;
+  /** Makes this the view of entity `entity`. */
+  entity(entity: number): void {
+    this.base = entity * this.events;
     this.merges.fill(null);
   }
 
   firstAtOrAfter(event: number, time: number): number {
     let found = Number.POSITIVE_INFINITY;
-    for (const r of this.runs[event] ?? []) {
+    const key = this.base + event;
+    for (let i = this.first[key] as number; i < (this.first[key + 1] as number); i++) {
+      const r = this.order[i] as number;
       const list = this.buffers[this.rowBuffer[r] as number] as Float64Array;
       const end = this.rowEnd[r] as number;
-      const i = lowerBound(list, this.rowStart[r] as number, end, time);
-      if (i < end && (list[i] as number) < found) found = list[i] as number;
+      const at = lowerBound(list, this.rowStart[r] as number, end, time);
+      if (at < end && (list[at] as number) < found) found = list[at] as number;
     }
     return found;
   }
@@ -154,7 +161,8 @@ class Times implements EntityTimes {
   merged(event: number): { list: Float64Array; start: number; end: number } {
     const done = this.merges[event];
     if (done) return done;
-    const runs = this.runs[event] ?? [];
+    const key = this.base + event;
+    const runs = Array.from(this.order.subarray(this.first[key] as number, this.first[key + 1] as number));
     let result: { list: Float64Array; start: number; end: number };
     if (runs.length === 0) result = { list: EMPTY, start: 0, end: 0 };
     else if (runs.length === 1) {
@@ -217,23 +225,32 @@ class Times implements EntityTimes {
 
 const EMPTY = new Float64Array(0);
 
-/** The first `bytes` bytes of a column's data in a chunk, copied (the chunk's memory is DuckDB's). */
+/**
+ * The first `bytes` bytes of a column's data in a chunk, as an array of its own: the bindings'
+ * vector_get_data() copies them out of DuckDB's memory.
+ */
 function columnData(chunk: DuckDBDataChunk, column: number, bytes: number): ArrayBuffer {
-  const data = duckdb.vector_get_data(duckdb.data_chunk_get_vector(chunk.chunk, column), bytes);
-  return data.buffer.slice(data.byteOffset, data.byteOffset + bytes) as ArrayBuffer;
+  return aligned(duckdb.vector_get_data(duckdb.data_chunk_get_vector(chunk.chunk, column), bytes));
 }
 
 /**
  * The elements of every list in a DOUBLE[] column of a chunk, as one array that each row's entry
- * (DuckDBListVector's offset and length) indexes: a copy, as the chunk's memory is DuckDB's.
+ * (the list's offset and length) indexes.
  */
 function listElements(chunk: DuckDBDataChunk, column: number): Float64Array {
   const vector = duckdb.data_chunk_get_vector(chunk.chunk, column);
   const size = duckdb.list_vector_get_size(vector);
   const bytes = duckdb.vector_get_data(duckdb.list_vector_get_child(vector), size * Float64Array.BYTES_PER_ELEMENT);
-  return new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  return new Float64Array(aligned(bytes), 0, size);
 }
 
+/** The bytes' own buffer when they fill it from its start (a copy of them otherwise). */
+function aligned(bytes: Uint8Array): ArrayBuffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) {
+    return bytes.buffer;
+  }
+  return bytes.slice().buffer;
+}
 /** Copies [start, end) of `from` to `to` at `at`: a loop, as a subarray() for set() is an object made. */
 function copy(from: Float64Array, start: number, end: number, to: Float64Array, at: number): void {
   for (let i = start, k = at; i < end; i++, k++) to[k] = from[i] as number;
