@@ -92,6 +92,32 @@ const RANGES: Record<string, (first: number, last: number) => string> = {
   event_weeks: weeks,
 };
 
+/** The most times (list elements) that one slice of event_times's compaction merges: 128 MB of them. */
+export const EVENT_TIMES_SLICE = 16_000_000;
+
+/** A text as a SQL string literal. */
+const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+/**
+ * Consecutive items cut into slices whose weights add up to at most `most` (an item heavier than
+ * that is a slice of its own): the first and last key of each slice, in order.
+ */
+export function slices<K>(items: readonly { key: K; weight: number }[], most: number): [K, K][] {
+  const out: [K, K][] = [];
+  let start = 0;
+  let weight = 0;
+  items.forEach((item, i) => {
+    if (i > start && weight + item.weight > most) {
+      out.push([(items[start] as { key: K }).key, (items[i - 1] as { key: K }).key]);
+      start = i;
+      weight = 0;
+    }
+    weight += item.weight;
+  });
+  if (start < items.length) out.push([(items[start] as { key: K }).key, (items[items.length - 1] as { key: K }).key]);
+  return out;
+}
+
 /** Messages committed after which the tables are compacted: a tenth of all messages, and at least this many. */
 const MIN_MESSAGES = 100_000;
 
@@ -132,6 +158,8 @@ export class Compactor {
   constructor(
     private readonly connection: DuckDBConnection,
     messages: number,
+    /** The most times one slice of event_times merges (see compactEventTimes). */
+    private readonly eventTimesSlice = EVENT_TIMES_SLICE,
   ) {
     this.messages = messages;
     this.messagesAtFull = messages;
@@ -189,13 +217,7 @@ export class Compactor {
       }
       // Rewritten whole each time: a key's appended rows, one per derivation, are about as many as
       // the keys themselves after a tenth more messages, and each costs the funnels a row to read.
-      await this.rewrite(
-        "event_times",
-        `SELECT ${EVENT_TIMES_KEY}, list_sort(flatten(list(times)))
-         FROM event_times GROUP BY ${EVENT_TIMES_KEY}
-         ORDER BY workspace_id, event, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id`,
-        "",
-      );
+      await this.compactEventTimes();
       if (full) {
         // Appended in the order the messages arrive; rewritten in event order only when whole.
         await this.rewrite("track_events", "SELECT * FROM track_events ORDER BY workspace_id, event, timestamp", "");
@@ -216,6 +238,36 @@ export class Compactor {
   interrupt(): void {
     this.cancelled = true;
     this.connection.interrupt();
+  }
+
+  /**
+   * Rewrites event_times slice by slice, each a range of (workspace, event) in order holding at most
+   * EVENT_TIMES_SLICE times: the lists of a whole table merged at once held gigabytes on large
+   * data, and DuckDB does not spill list aggregates to disk. The slices are written in order, so the
+   * table stays in event order but for the rows that derivations append meanwhile.
+   */
+  private async compactEventTimes(): Promise<void> {
+    if (this.cancelled) throw new Error("compaction cancelled");
+    const events = (
+      await this.connection.runAndReadAll(
+        `SELECT workspace_id, event, sum(len(times))::DOUBLE AS times FROM event_times
+         GROUP BY workspace_id, event ORDER BY workspace_id, event`,
+      )
+    ).getRows();
+    for (const [first, last] of slices(
+      events.map(([ws, event, n]) => ({ key: [String(ws), String(event)] as [string, string], weight: Number(n) })),
+      this.eventTimesSlice,
+    )) {
+      const where = `WHERE (workspace_id > ${literal(first[0])} OR (workspace_id = ${literal(first[0])} AND event >= ${literal(first[1])}))
+        AND (workspace_id < ${literal(last[0])} OR (workspace_id = ${literal(last[0])} AND event <= ${literal(last[1])}))`;
+      await this.rewrite(
+        "event_times",
+        `SELECT ${EVENT_TIMES_KEY}, list_sort(flatten(list(times)))
+         FROM event_times ${where} GROUP BY ${EVENT_TIMES_KEY}
+         ORDER BY workspace_id, event, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id`,
+        where,
+      );
+    }
   }
 
   private rewrite(table: string, select: string, where: string): Promise<void> {

@@ -1,5 +1,28 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 
+/** Slices of actors that migration 14 fills event_times in. */
+const EVENT_TIMES_MIGRATION_SLICES = 16;
+
+/**
+ * event_times from track_events, one slice of actors (by a hash of the actor) at a time: DuckDB holds
+ * a list aggregate's lists in memory, and all of them at once took more than the default 2 GB on 10
+ * million events. Each list is sorted once made (list() ORDER BY keeps every group's rows until the
+ * end). Compaction writes the table in event order afterwards.
+ */
+function eventTimesFromTrackEvents(): string {
+  const actor = "coalesce(user_id, anonymous_id)";
+  return Array.from(
+    { length: EVENT_TIMES_MIGRATION_SLICES },
+    (_, k) => `
+      INSERT INTO event_times
+      SELECT workspace_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END AS actor_kind,
+        ${actor} AS actor_id, context_group_id, event, list_sort(list(epoch_ms(timestamp)::DOUBLE))
+      FROM track_events WHERE ${actor} IS NOT NULL AND hash(${actor}) % ${EVENT_TIMES_MIGRATION_SLICES} = ${k}
+      GROUP BY workspace_id, actor_kind, actor_id, context_group_id, event
+      ORDER BY workspace_id, event, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id;`,
+  ).join("");
+}
+
 /**
  * Versioned schema migrations, applied in order at start-up, each in its own transaction.
  * Append new versions; never edit one that has shipped.
@@ -352,8 +375,8 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       -- Each actor's track event times (epoch milliseconds, one element per message, ascending) per
       -- company (context.groupId) and event: a funnel reads its steps' lists and walks them, instead of
       -- every occurrence row by row. Each derivation appends a row per key it saw; compaction merges
-      -- a key's rows into one and keeps the table in event order. (A list sorted once made is what
-      -- fits in memory here: list() ORDER BY keeps every group's rows until the end, gigabytes.)
+      -- a key's rows into one and keeps the table in event order. Filled from track_events in slices
+      -- of actors (see eventTimesFromTrackEvents).
       CREATE TABLE event_times (
         workspace_id VARCHAR NOT NULL,
         actor_kind VARCHAR NOT NULL,
@@ -362,13 +385,7 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
         event VARCHAR NOT NULL,
         times DOUBLE[] NOT NULL
       );
-      INSERT INTO event_times
-      SELECT workspace_id, CASE WHEN user_id IS NOT NULL THEN 'user' ELSE 'anon' END AS actor_kind,
-        coalesce(user_id, anonymous_id) AS actor_id, context_group_id, event,
-        list_sort(list(epoch_ms(timestamp)::DOUBLE))
-      FROM track_events WHERE coalesce(user_id, anonymous_id) IS NOT NULL
-      GROUP BY workspace_id, actor_kind, actor_id, context_group_id, event
-      ORDER BY workspace_id, event, context_group_id IS NOT NULL, actor_kind, actor_id, context_group_id;
+      ${eventTimesFromTrackEvents()}
     `,
   },
 ];

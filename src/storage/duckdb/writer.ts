@@ -40,6 +40,8 @@ export interface WriterOptions {
   deriveDelayMs?: number;
   /** The most messages one derivation takes on (MAX_DERIVE_MESSAGES when absent), a commit at least. */
   maxDeriveMessages?: number;
+  /** The most track event times one slice of a compaction merges (EVENT_TIMES_SLICE when absent). */
+  eventTimesSlice?: number;
 }
 
 /**
@@ -202,7 +204,7 @@ export class GroupCommitWriter {
     private readonly seen: HashSet128,
     private readonly options: WriterOptions,
   ) {
-    this.compactor = new Compactor(compaction, seen.size);
+    this.compactor = new Compactor(compaction, seen.size, this.options.eventTimesSlice);
   }
 
   /**
